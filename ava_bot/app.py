@@ -1,0 +1,60 @@
+"""The aiohttp application factory: routes, middleware, and clients opened in `cleanup_ctx`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from arq.connections import ArqRedis
+
+from ava_bot import health
+from ava_bot.http import error_middleware
+from ava_bot.keys import REDIS, SETTINGS
+from ava_bot.services import open_resources
+from ava_bot.settings import Settings
+from ava_bot.worker import create_worker
+
+logger = logging.getLogger(__name__)
+
+
+async def create_app(
+    settings: Settings,
+    *,
+    redis: ArqRedis | None = None,
+    own_database: bool = True,
+    run_worker: bool = False,
+) -> web.Application:
+    """Build the web application.
+
+    `run_worker=True` also runs the arq worker inside this process (the single-process `ava-bot dev`);
+    `redis` / `own_database` inject clients the caller owns (dev mode and tests).
+    """
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+
+    async def resources_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_resources(
+            settings, redis=redis, own_database=own_database, allow_fake_redis=run_worker
+        ) as resources:
+            app[REDIS] = resources.redis
+            if not run_worker:
+                yield
+                return
+            # Tortoise is initialised above, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
+            worker = create_worker(settings, resources, in_process=True)
+            task = asyncio.create_task(worker.async_run(), name="arq-worker")
+            logger.info("in-process worker started")
+            try:
+                yield
+            finally:
+                await worker.close()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app.cleanup_ctx.append(resources_ctx)
+    health.setup(app)
+    return app

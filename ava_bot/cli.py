@@ -1,0 +1,98 @@
+"""The `ava-bot` command line: a thin layer that builds Settings once and starts a process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from ava_bot.app import create_app
+from ava_bot.db import run_migrations
+from ava_bot.observability import init_sentry, setup_logging
+from ava_bot.services import open_resources
+from ava_bot.settings import Settings, load_settings
+from ava_bot.worker import create_worker
+from core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEV_HOST = "127.0.0.1"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ava-bot", description="Ava companion-bot service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the web process (webhooks, portal, /health, /ready)")
+    commands.add_parser("worker", help="run the arq worker (turns, photos, sweepers)")
+    commands.add_parser("migrate", help="apply database migrations")
+    dev = commands.add_parser("dev", help="web + worker in one process on embedded development defaults")
+    dev.add_argument("--port", type=int, default=None, help="port to listen on (default: PORT or 8080)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ava-bot` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"ava-bot: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    settings.log_fallbacks()
+    init_sentry(settings)
+    try:
+        match args.command:
+            case "serve":
+                web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+            case "worker":
+                asyncio.run(run_worker(settings))
+            case "migrate":
+                asyncio.run(run_migrations(settings.effective_database_url))
+            case "dev":
+                port = args.port or settings.port
+                asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
+    except ConfigError as exc:
+        print(f"ava-bot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run the standalone arq worker until SIGINT/SIGTERM."""
+    async with open_resources(settings) as resources:
+        worker = create_worker(settings, resources)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+
+
+async def run_dev(settings: Settings, *, port: int) -> None:
+    """Apply migrations, then serve web + worker in this process on 127.0.0.1 until interrupted."""
+    if settings.is_production:
+        raise ConfigError("`ava-bot dev` is for development only; unset AVA_ENV=production or use serve/worker.")
+    await run_migrations(settings.effective_database_url)
+    app = await create_app(settings, run_worker=True)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, DEV_HOST, port)
+    await site.start()
+    print(f"Ava is running at http://{DEV_HOST}:{port}/  (health: http://{DEV_HOST}:{port}/health)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Database wiring: the Tortoise config for the one `ava` app, start/stop, and migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+
+logger = logging.getLogger(__name__)
+
+#: Every package's models live in the single Tortoise app `ava` (ARCHITECTURE: one app, all models).
+MODEL_MODULES: list[str] = ["core.models"]
+
+
+def normalise_db_url(url: str) -> str:
+    """Map common URL spellings onto the ones Tortoise understands (``postgresql://`` -> ``postgres://``)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in {"postgresql", "postgresql+asyncpg", "asyncpg"}:
+        return f"postgres://{rest}"
+    return url if sep else url
+
+
+def tortoise_config(db_url: str) -> dict[str, Any]:
+    """The Tortoise config dict for `db_url`: one app `ava`, migrations in the top-level package."""
+    return {
+        "connections": {"default": normalise_db_url(db_url)},
+        "apps": {
+            "ava": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+#: Used only by the ``tortoise`` CLI for ``makemigrations`` (it needs a static config); the service itself
+#: always builds its config from Settings. In-memory SQLite: importing this touches nothing.
+TORTOISE_ORM = tortoise_config("sqlite://:memory:")
+
+
+def ensure_sqlite_dir(db_url: str) -> None:
+    """Create the directory of a file-backed SQLite database so a fresh clone starts cleanly."""
+    parts = urlsplit(db_url)
+    if parts.scheme != "sqlite":
+        return
+    path = db_url.split("://", 1)[1].split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def run_migrations(db_url: str) -> None:
+    """Apply every pending migration to the database at `db_url`, then release its connections."""
+    ensure_sqlite_dir(db_url)
+    try:
+        await migrate(config=tortoise_config(db_url))
+    finally:
+        await Tortoise.close_connections()
+    logger.info("migrations applied")
+
+
+async def init_db(db_url: str) -> None:
+    """Open the ORM on `db_url` (schema must already be migrated)."""
+    ensure_sqlite_dir(db_url)
+    await Tortoise.init(config=tortoise_config(db_url))
+
+
+async def close_db() -> None:
+    """Close every ORM connection."""
+    await Tortoise.close_connections()

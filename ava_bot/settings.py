@@ -1,0 +1,193 @@
+"""Settings: one pydantic-settings object built once in `main()` from the environment and `.env`.
+
+Every external base URL is a setting so tests and self-hosters can redirect them. In production a
+missing secret stops start-up with ONE message naming every missing key; in development each
+fallback to an embedded default is reported (and logged once by `log_fallbacks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: Used only in development when SECRET_KEY is unset; production refuses to start without a real one.
+DEV_SECRET_KEY = "ava-development-only-insecure-secret-key"  # noqa: S105 - documented dev fallback
+DEV_DATABASE_URL = "sqlite://./data/ava.sqlite3"
+
+
+class MissingSettingsError(ConfigError):
+    """Production start-up without required settings; names every missing key at once."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            "Ava cannot start in production: missing required settings: "
+            + ", ".join(missing)
+            + ". Set them in the environment or .env (see .env.example)."
+        )
+
+
+class Settings(BaseSettings):
+    """All configuration of Ava. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    ava_env: Literal["development", "production"] = "development"
+    public_base_url: str | None = None
+    secret_key: SecretStr | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on all interfaces
+    port: int = 8080
+    log_level: str = "INFO"
+
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = 30.0
+
+    image_provider: Literal["replicate", "placeholder"] | None = None
+    replicate_api_token: SecretStr | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_reference_model: str = "black-forest-labs/flux-1.1-pro"
+    replicate_edit_model: str = "black-forest-labs/flux-kontext-pro"
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+
+    whatsapp_enabled: bool = False
+    whatsapp_phone_id: str | None = None
+    whatsapp_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    plans_file: Path = Path("plans.yaml")
+
+    sentry_dsn: SecretStr | None = None
+    media_dir: Path = Path("data/media")
+    c2pa_cert_chain: Path | None = None
+    c2pa_private_key: Path | None = None
+    watermark_text: str = "AI-generated"
+
+    setup_free_regenerations: int = Field(default=3, ge=0)
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with production rules (no embedded fallbacks)."""
+        return self.ava_env == "production"
+
+    def missing_production_settings(self) -> list[str]:
+        """Environment names of required settings that are unset (production rules)."""
+        required: dict[str, object] = {
+            "PUBLIC_BASE_URL": self.public_base_url,
+            "SECRET_KEY": self.secret_key,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "LLM_API_KEY": self.llm_api_key,
+            "REPLICATE_API_TOKEN": self.replicate_api_token,
+            "STRIPE_SECRET_KEY": self.stripe_secret_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "C2PA_CERT_CHAIN": self.c2pa_cert_chain,
+            "C2PA_PRIVATE_KEY": self.c2pa_private_key,
+        }
+        if self.telegram_bot_token is not None:
+            required["TELEGRAM_WEBHOOK_SECRET"] = self.telegram_webhook_secret
+        if self.whatsapp_enabled:
+            required |= {
+                "WHATSAPP_PHONE_ID": self.whatsapp_phone_id,
+                "WHATSAPP_TOKEN": self.whatsapp_token,
+                "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+                "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+            }
+        return [name for name, value in required.items() if _is_unset(value)]
+
+    def check(self) -> None:
+        """Raise `MissingSettingsError` naming every missing key when production rules apply."""
+        if self.is_production:
+            missing = self.missing_production_settings()
+            if missing:
+                raise MissingSettingsError(missing)
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long.")
+
+    def development_fallbacks(self) -> list[str]:
+        """One human line per embedded default development is using instead of a real setting."""
+        if self.is_production:
+            return []
+        notes = []
+        if self.secret_key is None:
+            notes.append("SECRET_KEY unset: using an insecure embedded development key")
+        if self.database_url is None:
+            notes.append(f"DATABASE_URL unset: using SQLite at {DEV_DATABASE_URL}")
+        if self.redis_url is None:
+            notes.append("REDIS_URL unset: using in-process fakeredis (single-process `ava-bot dev` only)")
+        if self.public_base_url is None:
+            notes.append(f"PUBLIC_BASE_URL unset: using {self.effective_public_base_url}")
+        if self.llm_api_key is None:
+            notes.append("LLM_API_KEY unset: using the offline demo LLM")
+        if self.replicate_api_token is None:
+            notes.append("REPLICATE_API_TOKEN unset: using the offline placeholder image provider")
+        if self.stripe_secret_key is None:
+            notes.append("STRIPE_SECRET_KEY unset: billing disabled, every user may chat (development)")
+        return notes
+
+    def log_fallbacks(self) -> None:
+        """Log each development fallback once (called once by the CLI after building Settings)."""
+        for note in self.development_fallbacks():
+            logger.warning("development fallback: %s", note)
+
+    @property
+    def effective_secret_key(self) -> str:
+        """The secret key, or the embedded development key (never in production: `check` refuses)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.is_production:
+            raise MissingSettingsError(["SECRET_KEY"])
+        return DEV_SECRET_KEY
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, or the development SQLite file."""
+        if self.database_url:
+            return self.database_url
+        if self.is_production:
+            raise MissingSettingsError(["DATABASE_URL"])
+        return DEV_DATABASE_URL
+
+    @property
+    def effective_public_base_url(self) -> str:
+        """Base URL used in links sent to users (no trailing slash)."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _is_unset(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, SecretStr):
+        return not value.get_secret_value().strip()
+    if isinstance(value, str):
+        return not value.strip()
+    return False
+
+
+def load_settings() -> Settings:
+    """Build and check the settings from the environment and `.env` (call once, in `main()`)."""
+    settings = Settings()
+    settings.check()
+    return settings

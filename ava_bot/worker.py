@@ -1,0 +1,61 @@
+"""arq worker: settings built from `Settings` by the same builders as the web app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.utils import poll
+from arq.worker import Function, Worker, func
+
+from ava_bot import jobs
+from ava_bot.services import Resources
+from ava_bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def job_functions() -> list[Function]:
+    """Every job the worker runs."""
+    return [func(jobs.ping, name="ping")]
+
+
+def worker_settings(settings: Settings, resources: Resources) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker` (the `WorkerSettings` of this deployment)."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        ctx["resources"] = resources
+
+    return {
+        "functions": job_functions(),
+        "redis_pool": resources.redis,
+        "on_startup": on_startup,
+        "max_jobs": 20,
+        "job_timeout": 120,
+        "keep_result": 60,
+    }
+
+
+class InProcessWorker(Worker):
+    """A worker that runs inside another process's loop (dev mode, tests), on any `ArqRedis` incl. fakeredis.
+
+    Identical to arq's `Worker.main` except that it skips `log_redis_info`, which sends `INFO`: a command
+    fakeredis does not implement.
+    """
+
+    async def main(self) -> None:
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        async for _ in poll(self.poll_delay_s):
+            await self._poll_iteration()
+
+
+def create_worker(settings: Settings, resources: Resources, *, in_process: bool = False, **overrides: Any) -> Worker:
+    """Build the arq worker; `in_process=True` for one sharing a loop with the web app (no signal handlers)."""
+    options = worker_settings(settings, resources) | overrides
+    if in_process:
+        return InProcessWorker(handle_signals=False, **options)
+    return Worker(**options)
+

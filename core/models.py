@@ -1,0 +1,121 @@
+"""Domain models of the conversation core: users, channel identities, avatars and messages.
+
+Safety rules are enforced here as well as in the flow and in the database: an avatar's age is
+validated by the model (``MinValueValidator``) and by a database CHECK constraint created in
+migration ``0001`` (Tortoise does not create ``Meta.constraints`` itself, see LIBRARY-NOTES).
+
+Model docstrings become table comments, and Tortoise splits SQLite DDL on semicolons: keep them out.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
+from tortoise.models import Model
+from tortoise.validators import MaxLengthValidator, MinValueValidator
+
+#: The youngest age an avatar may have. A hard floor: flow, model and database all enforce it.
+MIN_AVATAR_AGE = 20
+#: The longest free-text appearance description accepted.
+MAX_APPEARANCE_CHARS = 2000
+
+
+class Direction(StrEnum):
+    """Whether a message came from the user or was sent by Ava."""
+
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class MessageStatus(StrEnum):
+    """Processing state of a message; inbound rows start `pending` and end `done`."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    SENT = "sent"
+
+
+class User(Model):
+    """A person using Ava on one or more channels."""
+
+    id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    identities: fields.ReverseRelation[ChannelIdentity]
+    avatars: fields.ReverseRelation[Avatar]
+
+    class Meta:
+        table = "users"
+
+
+class ChannelIdentity(Model):
+    """Links a platform account (Telegram user, WhatsApp number, web login) to a `User`."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "ava.User", related_name="identities", on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=16)
+    external_user_id = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "channel_identities"
+        unique_together = (("channel", "external_user_id"),)
+
+
+class Avatar(Model):
+    """One version of a user's character. Editing creates a new version with a new reference photo."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "ava.User", related_name="avatars", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=64)
+    gender = fields.CharField(max_length=64)
+    age = fields.SmallIntField(validators=[MinValueValidator(MIN_AVATAR_AGE)])
+    nationality = fields.CharField(max_length=128)
+    appearance = fields.TextField(validators=[MaxLengthValidator(MAX_APPEARANCE_CHARS)])
+    personality = fields.CharField(max_length=32)
+    #: The approved reference photo anchoring every later photo (photos table: imaging issue).
+    reference_photo_id = fields.BigIntField(null=True)
+    approved_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "avatars"
+        constraints = (
+            CheckConstraint(check=f"age >= {MIN_AVATAR_AGE}", name="avatars_age_adult"),
+            CheckConstraint(check=f"length(appearance) <= {MAX_APPEARANCE_CHARS}", name="avatars_appearance_length"),
+        )
+
+
+class Message(Model):
+    """A chat message in either direction. Inbound rows are unique per (channel, external id)."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "ava.User", related_name="messages", on_delete=fields.CASCADE
+    )
+    # Explicit one-line descriptions: the generated multi-line ones break SQLite DDL in Tortoise 1.1.
+    direction = fields.CharEnumField(Direction, max_length=3, description="in | out")
+    channel = fields.CharField(max_length=16)
+    chat_id = fields.CharField(max_length=128)
+    external_message_id = fields.CharField(max_length=128, null=True)
+    text = fields.TextField(null=True)
+    choice = fields.CharField(max_length=128, null=True)
+    status = fields.CharEnumField(
+        MessageStatus, max_length=16, default=MessageStatus.PENDING, description="pending | done | failed | sent"
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    processed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "messages"
+        unique_together = (("channel", "external_message_id"),)
+        indexes = (("user_id", "status", "id"),)

@@ -1,0 +1,118 @@
+"""Test harness: a fresh PostgreSQL database per session built by the real migrations, an isolated Redis
+database, and outbound network blocked (pytest-socket, only loopback allowed: see pyproject addopts).
+
+PostgreSQL and Redis are real and required: when they cannot be reached the run fails, it never skips.
+URLs come from AVA_TEST_DATABASE_URL / AVA_TEST_REDIS_URL (defaults: the local servers).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from tortoise import connections
+
+from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
+from ava_bot.settings import Settings
+
+ADMIN_DATABASE_URL = os.environ.get("AVA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+# Tables every test starts without rows (the migrations bookkeeping table is kept).
+KEEP_TABLES = {"tortoise_migrations"}
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = normalise_db_url(url).rpartition("/")
+    return f"{base}/{name}"
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return normalise_db_url(url).replace("postgres://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A brand-new PostgreSQL database for this session, migrated with the real migrations, ORM open on it."""
+    name = f"ava_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(_asyncpg_dsn(ADMIN_DATABASE_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required for the tests and is not reachable at {ADMIN_DATABASE_URL}: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(ADMIN_DATABASE_URL, name)
+    await run_migrations(url)
+    await init_db(url)
+    try:
+        yield url
+    finally:
+        await close_db()
+        admin = await asyncpg.connect(_asyncpg_dsn(ADMIN_DATABASE_URL), timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def truncate_all() -> None:
+    """Delete every row of every application table (identities restart)."""
+    conn = connections.get("default")
+    _, rows = await conn.execute_query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    tables = [r["tablename"] for r in rows if r["tablename"] not in KEEP_TABLES]
+    if tables:
+        quoted = ", ".join(f'"{t}"' for t in tables)
+        await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+async def db(pg_url: str) -> AsyncIterator[str]:
+    """The session database, emptied after the test."""
+    try:
+        yield pg_url
+    finally:
+        await truncate_all()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[ArqRedis]:
+    """An arq Redis client on the isolated test database, flushed before and after the test."""
+    try:
+        client = await create_pool(RedisSettings.from_dsn(TEST_REDIS_URL), retry=0)
+    except Exception as exc:  # arq raises plain ConnectionError/OSError subclasses
+        pytest.fail(f"Redis is required for the tests and is not reachable at {TEST_REDIS_URL}: {exc}")
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Iterator[Any]:
+    """Build `Settings` for a test without reading the developer's environment or `.env`."""
+
+    def build(**values: Any) -> Settings:
+        values.setdefault("media_dir", tmp_path / "media")
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    saved = {k: v for k, v in os.environ.items() if k.upper() in _setting_env_names()}
+    for key in saved:
+        del os.environ[key]
+    try:
+        yield build
+    finally:
+        os.environ.update(saved)
+
+
+def _setting_env_names() -> set[str]:
+    return {name.upper() for name in Settings.model_fields}

@@ -18,10 +18,10 @@ MODEL_MODULES: list[str] = ["core.models"]
 
 def normalise_db_url(url: str) -> str:
     """Map common URL spellings onto the ones Tortoise understands (``postgresql://`` -> ``postgres://``)."""
-    scheme, sep, rest = url.partition("://")
+    scheme, _, rest = url.partition("://")
     if scheme in {"postgresql", "postgresql+asyncpg", "asyncpg"}:
         return f"postgres://{rest}"
-    return url if sep else url
+    return url
 
 
 def tortoise_config(db_url: str) -> dict[str, Any]:

@@ -1,0 +1,24 @@
+# The two commands of the README: `make dev` (run Ava locally) and `make test` (run the test suite).
+# Both bootstrap everything: a pinned uv in ./.tools and the locked dependencies in ./.venv.
+UV := .tools/bin/uv
+
+.PHONY: dev test lint bench bootstrap services
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+dev: bootstrap
+	$(UV) run ava-bot dev
+
+services:
+	@scripts/services.sh
+
+test: bootstrap services
+	$(UV) run pytest
+
+lint: bootstrap
+	$(UV) run ruff check .
+	$(UV) run mypy
+
+bench: bootstrap
+	$(UV) run python -m bench.postprocess

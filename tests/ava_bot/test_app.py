@@ -1,0 +1,101 @@
+"""The web app: /health touches nothing, /ready checks database and Redis, dev runs web + worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from arq.connections import ArqRedis
+
+from ava_bot.app import create_app
+from ava_bot.redis import FakeArqRedis
+from ava_bot.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def client_for(db: str) -> AsyncIterator[Callable[..., object]]:
+    clients: list[TestClient] = []
+
+    async def make(settings: Settings, redis: ArqRedis, **kwargs: object) -> TestClient:
+        app = await create_app(settings, redis=redis, own_database=False, **kwargs)  # type: ignore[arg-type]
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def test_health_answers_version_without_dependencies(client_for, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """/health is 200 with the version even when Redis is down."""
+    dead = ArqRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    client = await client_for(make_settings(), dead)
+    response = await client.get("/health")
+    assert response.status == 200
+    body = await response.json()
+    assert body["status"] == "ok" and body["version"]
+    await dead.aclose()
+
+
+async def test_ready_when_database_and_redis_answer(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
+    """/ready is 200 when PostgreSQL and Redis both answer."""
+    client = await client_for(make_settings(), redis)
+    response = await client.get("/ready")
+    assert response.status == 200
+    assert (await response.json())["status"] == "ready"
+
+
+async def test_ready_is_503_naming_redis_when_unreachable(client_for, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """/ready is 503 and names Redis when Redis cannot be reached."""
+    dead = ArqRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    client = await client_for(make_settings(), dead)
+    response = await client.get("/ready")
+    assert response.status == 503
+    assert await response.json() == {"status": "unavailable", "failed": ["redis"]}
+    await dead.aclose()
+
+
+async def test_in_process_worker_runs_jobs_on_fakeredis(client_for, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """In dev mode the worker shares the web process and consumes jobs from fakeredis."""
+    fake = FakeArqRedis()
+    await client_for(make_settings(), fake, run_worker=True)
+    job = await fake.enqueue_job("ping")
+    assert job is not None
+    assert await job.result(timeout=10, poll_delay=0.05) == "pong"
+
+
+async def test_dev_command_serves_health_from_a_fresh_directory(tmp_path: Path) -> None:
+    """`ava-bot dev` in an empty directory migrates SQLite, prints its URL and serves /health."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "AVA_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ava_bot.cli", "dev", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert f"http://127.0.0.1:{port}/" in line
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{port}/health")
+        assert response.status_code == 200
+        assert (tmp_path / "data" / "ava.sqlite3").exists()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0

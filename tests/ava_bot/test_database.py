@@ -1,0 +1,121 @@
+"""Migrations build the schema on PostgreSQL and SQLite; the database itself enforces the safety floor."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+from tortoise.exceptions import IntegrityError, ValidationError
+
+from core.models import Avatar, ChannelIdentity, Direction, Message, User
+from tests.conftest import _asyncpg_dsn
+
+CORE_TABLES = {"users", "channel_identities", "avatars", "messages"}
+
+AVATAR_19 = (
+    "INSERT INTO avatars (user_id, name, gender, age, nationality, appearance, personality, created_at, updated_at) "
+    "VALUES ({user}, 'Ava', 'woman', {age}, 'Italian', 'dark hair', 'caring', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+)
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated by the real `ava-bot migrate` command in a fresh process."""
+    path = tmp_path_factory.mktemp("sqlite") / "sub" / "ava.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "AVA_ENV"}}
+    env["DATABASE_URL"] = f"sqlite://{path}"
+    done = subprocess.run(
+        [sys.executable, "-m", "ava_bot.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_sqlite_migrations_create_core_tables(sqlite_db: Path) -> None:
+    """`ava-bot migrate` creates every core table on SQLite (directory included)."""
+    with sqlite3.connect(sqlite_db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables >= CORE_TABLES
+
+
+def test_sqlite_rejects_avatar_aged_19(sqlite_db: Path) -> None:
+    """SQLite's CHECK refuses an avatar of 19 written with raw SQL, and accepts 20."""
+    with sqlite3.connect(sqlite_db) as conn:
+        conn.execute("INSERT INTO users (created_at, updated_at) VALUES (CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+        user = conn.execute("SELECT max(id) FROM users").fetchone()[0]
+        with pytest.raises(sqlite3.IntegrityError, match="avatars_age_adult"):
+            conn.execute(AVATAR_19.format(user=user, age=19))
+        conn.execute(AVATAR_19.format(user=user, age=20))
+
+
+def test_sqlite_migrate_twice_is_a_no_op(sqlite_db: Path) -> None:
+    """Re-running migrations on an up-to-date database changes nothing and succeeds."""
+    env = dict(os.environ, DATABASE_URL=f"sqlite://{sqlite_db}")
+    done = subprocess.run([sys.executable, "-m", "ava_bot.cli", "migrate"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0
+
+
+async def test_postgres_migrations_create_core_tables(db: str) -> None:
+    """The session database was built by the real migrations."""
+    conn = await asyncpg.connect(_asyncpg_dsn(db))
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        checks = await conn.fetch("SELECT conname FROM pg_constraint WHERE contype = 'c'")
+    finally:
+        await conn.close()
+    assert {r["tablename"] for r in rows} >= CORE_TABLES
+    assert "avatars_age_adult" in {r["conname"] for r in checks}
+
+
+async def test_postgres_rejects_avatar_aged_19(db: str) -> None:
+    """PostgreSQL's CHECK refuses an avatar of 19 written with raw SQL, and accepts 20."""
+    user = await User.create()
+    conn = await asyncpg.connect(_asyncpg_dsn(db))
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="avatars_age_adult"):
+            await conn.execute(AVATAR_19.format(user=user.id, age=19))
+        await conn.execute(AVATAR_19.format(user=user.id, age=20))
+    finally:
+        await conn.close()
+
+
+async def test_model_validation_rejects_avatar_aged_19(db: str) -> None:
+    """The ORM refuses an under-20 avatar before the database is asked."""
+    user = await User.create()
+    with pytest.raises(ValidationError):
+        await Avatar.create(
+            user=user, name="Ava", gender="woman", age=19, nationality="Italian", appearance="x", personality="shy"
+        )
+    assert await Avatar.filter(user=user).count() == 0
+
+
+async def test_second_insert_of_same_external_message_is_rejected(db: str) -> None:
+    """(channel, external message id) is unique: a redelivered webhook cannot create a second row."""
+    user = await User.create()
+    fields = {"user": user, "direction": Direction.INBOUND, "channel": "telegram", "chat_id": "1", "text": "hi"}
+    await Message.create(external_message_id="m-1", **fields)
+    with pytest.raises(IntegrityError):
+        await Message.create(external_message_id="m-1", **fields)
+    await Message.create(external_message_id="m-1", **(fields | {"channel": "whatsapp"}))
+    assert await Message.filter(external_message_id="m-1").count() == 2
+
+
+async def test_outbound_messages_without_external_id_do_not_collide(db: str) -> None:
+    """Outbound rows carry no external id and never trip the uniqueness rule."""
+    user = await User.create()
+    for _ in range(2):
+        await Message.create(user=user, direction=Direction.OUTBOUND, channel="web", chat_id="1", text="hello")
+    assert await Message.filter(user=user).count() == 2
+
+
+async def test_channel_identity_is_unique_per_channel(db: str) -> None:
+    """One platform account maps to exactly one user."""
+    user = await User.create()
+    await ChannelIdentity.create(user=user, channel="telegram", external_user_id="42")
+    with pytest.raises(IntegrityError):
+        await ChannelIdentity.create(user=await User.create(), channel="telegram", external_user_id="42")

@@ -38,7 +38,10 @@ class MissingSettingsError(ConfigError):
 class Settings(BaseSettings):
     """All configuration of Ava. Field names map to upper-case environment variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Empty values (`KEY=` in .env) mean "unset", so they count as missing in production.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     ava_env: Literal["development", "production"] = "development"
     public_base_url: str | None = None

@@ -101,3 +101,14 @@ def test_secrets_are_not_in_repr(make_settings: SettingsFactory) -> None:
     settings = make_settings(**PRODUCTION_BASE)
     assert "sk-test" not in repr(settings)
     assert "x" * 48 not in str(settings.model_dump())
+
+
+def test_empty_environment_values_count_as_unset(make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`KEY=` in the environment is unset: production reports it missing instead of using an empty path."""
+    make_settings()
+    monkeypatch.setenv("AVA_ENV", "production")
+    monkeypatch.setenv("C2PA_CERT_CHAIN", "")
+    monkeypatch.setenv("PORT", "")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.port == 8080
+    assert "C2PA_CERT_CHAIN" in settings.missing_production_settings()

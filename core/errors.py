@@ -24,3 +24,21 @@ class ValidationFailed(AvaError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.public_message = message
+
+
+class LLMUnavailable(AvaError):
+    """The language model failed or timed out; the user gets a friendly line and nothing is lost."""
+
+    http_status = 503
+
+
+class DeliveryError(AvaError):
+    """A channel refused or failed to deliver a reply."""
+
+    http_status = 502
+
+
+class Busy(AvaError):
+    """A per-user lock could not be acquired in time; the work is retried later."""
+
+    http_status = 503

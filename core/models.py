@@ -38,10 +38,47 @@ class MessageStatus(StrEnum):
     SENT = "sent"
 
 
+class SetupStep(StrEnum):
+    """Where a user is in onboarding and avatar setup (stored per user, so the flow survives restarts)."""
+
+    ONBOARDING = "onboarding"
+    GENDER = "gender"
+    AGE = "age"
+    NATIONALITY = "nationality"
+    APPEARANCE = "appearance"
+    NAME = "name"
+    PERSONALITY = "personality"
+    REFERENCE_PENDING = "reference_pending"
+    REFERENCE_REVIEW = "reference_review"
+    DONE = "done"
+
+
+class Mode(StrEnum):
+    """Conversation mode."""
+
+    SECRETARY = "secretary"
+    INTIMATE = "intimate"
+
+
 class User(Model):
     """A person using Ava on one or more channels."""
 
     id = fields.BigIntField(primary_key=True)
+    email = fields.CharField(max_length=254, null=True, unique=True)
+    password_hash = fields.CharField(max_length=255, null=True)
+    adult_confirmed_at = fields.DatetimeField(null=True)
+    terms_accepted_at = fields.DatetimeField(null=True)
+    setup_step = fields.CharEnumField(
+        SetupStep, max_length=32, default=SetupStep.ONBOARDING, db_default="onboarding", description="setup step"
+    )
+    #: Answers collected so far in the current setup or edit (validated again when the avatar is created).
+    setup_draft: dict[str, object] = fields.JSONField(default=dict, db_default="{}")
+    #: True while `/avatar` edits an existing avatar (current values are offered as defaults).
+    editing_avatar = fields.BooleanField(default=False, db_default=False)
+    reference_regenerations = fields.IntField(default=0, db_default=0)
+    mode = fields.CharEnumField(
+        Mode, max_length=16, default=Mode.SECRETARY, db_default="secretary", description="secretary | intimate"
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -109,6 +146,10 @@ class Message(Model):
     external_message_id = fields.CharField(max_length=128, null=True)
     text = fields.TextField(null=True)
     choice = fields.CharField(max_length=128, null=True)
+    #: Structured outbound reply (choices, link, photo) as produced by `core.messages.reply_to_payload`.
+    payload: dict[str, object] | None = fields.JSONField(null=True)
+    #: Part of the LLM conversation history (chat turns only, never setup questions).
+    in_history = fields.BooleanField(default=False, db_default=False)
     status = fields.CharEnumField(
         MessageStatus, max_length=16, default=MessageStatus.PENDING, description="pending | done | failed | sent"
     )

@@ -1,0 +1,182 @@
+"""Avatar setup as a conversation: one question at a time, validated answers, state in the database.
+
+Steps (stored in `User.setup_step`): gender -> age -> nationality -> appearance -> name -> personality ->
+reference photo requested -> review (keep / regenerate). `/avatar` runs the same questions again with the
+current values offered as defaults and ends with a new reference photo (a new `Avatar` version).
+
+The age floor (20) is enforced here, again by the model validator and again by a database CHECK.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import ValidationFailed
+from core.messages import Choice, ChoicesReply, Reply, TextReply
+from core.models import MAX_APPEARANCE_CHARS, MIN_AVATAR_AGE, SetupStep
+from core.ports import TextSafety
+
+MAX_AGE = 99
+PERSONALITIES = ("playful", "dominant", "shy", "caring", "intellectual", "adventurous")
+GENDERS = ("woman", "man", "non-binary")
+KEEP = "keep"
+
+#: The question steps in order; the value each stores in the draft has the same name.
+QUESTION_STEPS = (
+    SetupStep.GENDER,
+    SetupStep.AGE,
+    SetupStep.NATIONALITY,
+    SetupStep.APPEARANCE,
+    SetupStep.NAME,
+    SetupStep.PERSONALITY,
+)
+
+QUESTIONS: dict[SetupStep, str] = {
+    SetupStep.GENDER: "Let's create me! First: should I be a woman, a man, or something else? Pick one or type it.",
+    SetupStep.AGE: f"How old should I be? Send a whole number, {MIN_AVATAR_AGE} or more.",
+    SetupStep.NATIONALITY: "What nationality or ethnicity should I have? (e.g. Italian, Korean, Brazilian, mixed)",
+    SetupStep.APPEARANCE: (
+        "Describe how I look, in your own words: hair, eyes, body type, style, anything you like "
+        f"(up to {MAX_APPEARANCE_CHARS} characters)."
+    ),
+    SetupStep.NAME: "What's my name?",
+    SetupStep.PERSONALITY: "Last one: what's my personality?",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarSpec:
+    """A complete, validated set of avatar answers."""
+
+    gender: str
+    age: int
+    nationality: str
+    appearance: str
+    name: str
+    personality: str
+
+    @classmethod
+    def from_draft(cls, draft: dict[str, Any], safety: TextSafety) -> AvatarSpec:
+        """Validate every answer again (defence in depth: the draft is stored JSON)."""
+        try:
+            return cls(
+                gender=parse_gender(str(draft["gender"])),
+                age=parse_age(str(draft["age"])),
+                nationality=parse_nationality(str(draft["nationality"])),
+                appearance=parse_appearance(str(draft["appearance"]), safety),
+                name=parse_name(str(draft["name"])),
+                personality=parse_personality(str(draft["personality"])),
+            )
+        except KeyError as missing:
+            raise ValidationFailed(f"setup answer missing: {missing}") from None
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def parse_gender(text: str) -> str:
+    """A short gender description (buttons or free text)."""
+    value = _clean(text).lower()
+    if not 2 <= len(value) <= 30 or any(ch.isdigit() for ch in value) or len(value.split()) > 3:
+        raise ValidationFailed("Just a word or two, please: woman, man, non-binary, or your own word.")
+    return value
+
+
+def parse_age(text: str) -> int:
+    """A whole number of years, at least 20 (hard floor)."""
+    value = _clean(text).lower().removesuffix("years old").removesuffix("years").strip()
+    if not re.fullmatch(r"\d{1,3}", value):
+        raise ValidationFailed(f"Please send my age as a whole number, like 25 ({MIN_AVATAR_AGE} or more).")
+    age = int(value)
+    if age < MIN_AVATAR_AGE:
+        raise ValidationFailed(
+            f"I have to be at least {MIN_AVATAR_AGE}: that's a firm rule. Pick {MIN_AVATAR_AGE} or more."
+        )
+    if age > MAX_AGE:
+        raise ValidationFailed(f"Let's keep it between {MIN_AVATAR_AGE} and {MAX_AGE}.")
+    return age
+
+
+def parse_nationality(text: str) -> str:
+    """Free text, 2-128 characters."""
+    value = _clean(text)
+    if not 2 <= len(value) <= 128:
+        raise ValidationFailed("Tell me a nationality or ethnicity in a few words (e.g. Italian, Japanese-Brazilian).")
+    return value
+
+
+def parse_appearance(text: str, safety: TextSafety) -> str:
+    """Free text up to 2000 characters that passes the prompt-safety rules."""
+    value = text.strip()
+    if len(value) < 3:
+        raise ValidationFailed("Describe me in a few words at least: hair, eyes, style…")
+    if len(value) > MAX_APPEARANCE_CHARS:
+        raise ValidationFailed(
+            f"That's {len(value)} characters; please keep it under {MAX_APPEARANCE_CHARS}. Try a shorter description."
+        )
+    verdict = safety(value)
+    if not verdict.allowed:
+        raise ValidationFailed(
+            "I can't use that description: I'm always a grown adult, and nothing may suggest otherwise. "
+            "Please describe me again."
+        )
+    return value
+
+
+def parse_name(text: str) -> str:
+    """1-64 characters of name."""
+    value = _clean(text)
+    if not 1 <= len(value) <= 64 or value.startswith("/"):
+        raise ValidationFailed("What should I be called? Send a name of up to 64 characters.")
+    return value
+
+
+def parse_personality(text: str) -> str:
+    """One of the six personalities."""
+    value = _clean(text).lower()
+    if value not in PERSONALITIES:
+        raise ValidationFailed("Pick one of these personalities: " + ", ".join(PERSONALITIES) + ".")
+    return value
+
+
+def parse_answer(step: SetupStep, text: str, safety: TextSafety) -> str | int:
+    """Validate the answer to `step`; raise `ValidationFailed` with a helpful re-ask text."""
+    match step:
+        case SetupStep.GENDER:
+            return parse_gender(text)
+        case SetupStep.AGE:
+            return parse_age(text)
+        case SetupStep.NATIONALITY:
+            return parse_nationality(text)
+        case SetupStep.APPEARANCE:
+            return parse_appearance(text, safety)
+        case SetupStep.NAME:
+            return parse_name(text)
+        case SetupStep.PERSONALITY:
+            return parse_personality(text)
+    raise ValueError(f"{step} is not a question step")
+
+
+def next_step(step: SetupStep) -> SetupStep:
+    """The step after a question step (after personality: the reference photo)."""
+    index = QUESTION_STEPS.index(step)
+    return QUESTION_STEPS[index + 1] if index + 1 < len(QUESTION_STEPS) else SetupStep.REFERENCE_PENDING
+
+
+def question(step: SetupStep, *, current: Any = None) -> Reply:
+    """The question for `step`, with choices where natural and the current value as a default when editing."""
+    text = QUESTIONS[step]
+    options: list[Choice] = []
+    if current is not None:
+        shown = str(current) if len(str(current)) <= 40 else str(current)[:37] + "…"
+        options.append(Choice(f"Keep: {shown}", KEEP))
+    if step == SetupStep.GENDER:
+        options += [Choice(g.capitalize(), g) for g in GENDERS]
+    elif step == SetupStep.PERSONALITY:
+        options += [Choice(p.capitalize(), p) for p in PERSONALITIES]
+    if options:
+        return ChoicesReply(text, tuple(options))
+    return TextReply(text)

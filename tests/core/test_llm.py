@@ -1,0 +1,87 @@
+"""The OpenAI-compatible provider, driven by the real `openai` client against a fake server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import openai
+import pytest
+
+from core.errors import LLMUnavailable
+from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
+from core.persona import SEND_PHOTO_TOOL
+from core.ports import ChatMessage, LLMProvider
+from tests.fakes.openai import FakeOpenAI
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+def provider(fake: FakeOpenAI, *, timeout: float = 5.0) -> OpenAICompatibleLLM:
+    return OpenAICompatibleLLM(base_url=fake.base_url, api_key="sk-test", model="test-model", timeout=timeout,
+                               max_retries=0)
+
+
+CONVERSATION = [ChatMessage("system", "You are Ava."), ChatMessage("user", "hello")]
+
+
+async def test_text_answer_and_request_shape(fake_llm: FakeOpenAI) -> None:
+    """Plain answers come back as text; the request carries model, messages and the tool schema."""
+    fake_llm.say("hi there")
+    result = await provider(fake_llm).complete(CONVERSATION, tools=[SEND_PHOTO_TOOL])
+    assert result.text == "hi there" and result.tool_calls == ()
+    body = fake_llm.completions()[0]
+    assert body["model"] == "test-model"
+    assert body["messages"] == [{"role": "system", "content": "You are Ava."}, {"role": "user", "content": "hello"}]
+    assert body["tools"][0]["function"]["name"] == "send_photo"
+
+
+async def test_tool_call_is_parsed(fake_llm: FakeOpenAI) -> None:
+    """A `send_photo` call comes back with its JSON arguments parsed."""
+    fake_llm.call_tool("send_photo", {"scene_description": "on a beach at sunset"}, text="Wait for it…")
+    result = await provider(fake_llm).complete(CONVERSATION, tools=[SEND_PHOTO_TOOL])
+    assert result.text == "Wait for it…"
+    assert [(c.name, dict(c.arguments)) for c in result.tool_calls] == [
+        ("send_photo", {"scene_description": "on a beach at sunset"})
+    ]
+
+
+async def test_server_error_becomes_llm_unavailable(fake_llm: FakeOpenAI) -> None:
+    """A 500 from the provider surfaces as LLMUnavailable, not as a crash."""
+    fake_llm.fail(500)
+    with pytest.raises(LLMUnavailable):
+        await provider(fake_llm).complete(CONVERSATION)
+
+
+async def test_timeout_becomes_llm_unavailable(fake_llm: FakeOpenAI) -> None:
+    """A slow provider is cut off by the configured timeout."""
+    fake_llm.say("too late", delay=2.0)
+    with pytest.raises(LLMUnavailable, match="timed out"):
+        await provider(fake_llm, timeout=0.3).complete(CONVERSATION)
+
+
+async def test_fake_rejects_dangling_tool_calls_like_openai(fake_llm: FakeOpenAI) -> None:
+    """The fake refuses an assistant tool_calls message without tool responses (as OpenAI does)."""
+    client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test", max_retries=0)
+    dangling = [
+        {"role": "user", "content": "photo please"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "send_photo", "arguments": "{}"}}]},
+        {"role": "user", "content": "well?"},
+    ]
+    with pytest.raises(openai.BadRequestError, match="tool_call_id"):
+        await client.chat.completions.create(model="m", messages=dangling)  # type: ignore[arg-type]
+    await client.close()
+
+
+async def test_offline_demo_calls_send_photo_when_asked() -> None:
+    """The development demo provider answers and calls send_photo when asked for a photo."""
+    demo = OfflineDemoLLM()
+    assert isinstance(demo, LLMProvider)
+    asked = await demo.complete([ChatMessage("user", "send me a selfie")], tools=[SEND_PHOTO_TOOL])
+    assert asked.tool_calls and asked.tool_calls[0].name == "send_photo"
+    plain = await demo.complete([ChatMessage("user", "hello")], tools=[])
+    assert plain.tool_calls == () and "offline demo" in (plain.text or "")

@@ -12,10 +12,12 @@ from arq.connections import ArqRedis
 
 from ava_bot import health
 from ava_bot.http import error_middleware
-from ava_bot.keys import REDIS, SETTINGS
+from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.services import open_resources
 from ava_bot.settings import Settings
+from ava_bot.wiring import build_services
 from ava_bot.worker import create_worker
+from core.ports import Entitlements, LLMProvider
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +28,14 @@ async def create_app(
     redis: ArqRedis | None = None,
     own_database: bool = True,
     run_worker: bool = False,
+    llm: LLMProvider | None = None,
+    entitlements: Entitlements | None = None,
 ) -> web.Application:
     """Build the web application.
 
     `run_worker=True` also runs the arq worker inside this process (the single-process `ava-bot dev`);
-    `redis` / `own_database` inject clients the caller owns (dev mode and tests).
+    `redis` / `own_database` inject clients the caller owns (dev mode and tests); `llm` / `entitlements`
+    replace the configured implementations (tests).
     """
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
@@ -40,11 +45,13 @@ async def create_app(
             settings, redis=redis, own_database=own_database, allow_fake_redis=run_worker
         ) as resources:
             app[REDIS] = resources.redis
+            services = build_services(settings, resources.redis, llm=llm, entitlements=entitlements)
+            app[SERVICES] = services
             if not run_worker:
                 yield
                 return
             # Tortoise is initialised above, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
-            worker = create_worker(settings, resources, in_process=True)
+            worker = create_worker(settings, resources, services, in_process=True)
             task = asyncio.create_task(worker.async_run(), name="arq-worker")
             logger.info("in-process worker started")
             try:

@@ -16,6 +16,7 @@ from ava_bot.db import run_migrations
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.services import open_resources
 from ava_bot.settings import Settings, load_settings
+from ava_bot.wiring import build_services
 from ava_bot.worker import create_worker
 from core.errors import ConfigError
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def run_worker(settings: Settings) -> None:
     """Run the standalone arq worker until SIGINT/SIGTERM."""
     async with open_resources(settings) as resources:
-        worker = create_worker(settings, resources)
+        worker = create_worker(settings, resources, build_services(settings, resources.redis))
         try:
             await worker.async_run()
         finally:

@@ -6,6 +6,8 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from ava_bot.settings import Settings
+from ava_bot.wiring import Services
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", ArqRedis)
+SERVICES = web.AppKey("services", Services)

@@ -5,30 +5,38 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from arq.cron import cron
 from arq.utils import poll
 from arq.worker import Function, Worker, func
 
 from ava_bot import jobs
 from ava_bot.services import Resources
 from ava_bot.settings import Settings
+from ava_bot.wiring import Services
 
 logger = logging.getLogger(__name__)
 
 
 def job_functions() -> list[Function]:
     """Every job the worker runs."""
-    return [func(jobs.ping, name="ping")]
+    return [
+        func(jobs.ping, name="ping"),
+        # keep_result=0: the job id `turn:{message}` must be reusable by the sweeper once a run finished.
+        func(jobs.run_turn, name="run_turn", keep_result=0, max_tries=10),
+    ]
 
 
-def worker_settings(settings: Settings, resources: Resources) -> dict[str, Any]:
+def worker_settings(settings: Settings, resources: Resources, services: Services) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker` (the `WorkerSettings` of this deployment)."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["resources"] = resources
+        ctx["services"] = services
 
     return {
         "functions": job_functions(),
+        "cron_jobs": [cron(jobs.sweep_turns, name="sweep_turns", second={0}, run_at_startup=True)],
         "redis_pool": resources.redis,
         "on_startup": on_startup,
         "max_jobs": 20,
@@ -52,9 +60,11 @@ class InProcessWorker(Worker):
             await self._poll_iteration()
 
 
-def create_worker(settings: Settings, resources: Resources, *, in_process: bool = False, **overrides: Any) -> Worker:
+def create_worker(
+    settings: Settings, resources: Resources, services: Services, *, in_process: bool = False, **overrides: Any
+) -> Worker:
     """Build the arq worker; `in_process=True` for one sharing a loop with the web app (no signal handlers)."""
-    options = worker_settings(settings, resources) | overrides
+    options = worker_settings(settings, resources, services) | overrides
     if in_process:
         return InProcessWorker(handle_signals=False, **options)
     return Worker(**options)

@@ -69,6 +69,7 @@ class FakeOpenAI(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.plan: deque[Planned] = deque()
+        self.slow: dict[str, float] = {}
         self.handle("POST", PATH, self._complete)
 
     @property
@@ -89,6 +90,10 @@ class FakeOpenAI(FakeServer):
         """Next answer: an HTTP error."""
         self.plan.append(Planned(status=status, delay=delay))
 
+    def slow_when(self, marker: str, seconds: float) -> None:
+        """Delay every answer whose last user message contains `marker`."""
+        self.slow[marker] = seconds
+
     def completions(self) -> list[dict[str, Any]]:
         """Bodies of the valid completion requests received, in order."""
         return [r.json for r in self.requests_to(PATH, "POST")]
@@ -100,14 +105,17 @@ class FakeOpenAI(FakeServer):
         problem = invalid_sequence(body.get("messages"))
         if problem:
             return _error(400, problem, "invalid_request_error")
+        last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+        for marker, seconds in self.slow.items():
+            if marker in last_user:
+                await asyncio.sleep(seconds)
         planned = self.plan.popleft() if self.plan else None
         if planned and planned.delay:
             await asyncio.sleep(planned.delay)
         if planned and planned.status != 200:
             return _error(planned.status, "The server had an error while processing your request.", "server_error")
         if planned is None:
-            last = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
-            planned = Planned(text=f"echo: {last}")
+            planned = Planned(text=f"echo: {last_user}")
         message: dict[str, Any] = {"role": "assistant", "content": planned.text, "refusal": None}
         if planned.tool_calls:
             message["tool_calls"] = planned.tool_calls

@@ -1,0 +1,165 @@
+"""Ordered, exactly-once turns through the real worker, real PostgreSQL/Redis and the real openai client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+
+from ava_bot.jobs import sweep_turns
+from ava_bot.wiring import Services, build_services
+from billing.entitlements import DevelopmentEntitlements
+from core.messages import ChatRef, InboundMessage
+from core.models import Avatar, ChannelIdentity, Direction, Message, MessageStatus, Mode, SetupStep, User
+from tests.fakes.openai import FakeOpenAI
+from tests.support import eventually, running_worker
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def services(db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI) -> Services:
+    settings = make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, llm_timeout_seconds=10)
+    return build_services(settings, redis, entitlements=DevelopmentEntitlements())
+
+
+async def ready_user(chat_id: str, *, mode: Mode = Mode.SECRETARY) -> User:
+    """A user who finished onboarding and setup (approved avatar), on the web channel."""
+    now = datetime.now(UTC)
+    user = await User.create(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE, mode=mode)
+    await ChannelIdentity.create(user=user, channel="web", external_user_id=chat_id)
+    await Avatar.create(user=user, name="Mia", gender="woman", age=27, nationality="Italian",
+                        appearance="long dark hair, green eyes", personality="playful", approved_at=now)
+    return user
+
+
+def inbound(chat_id: str, message_id: str, text: str) -> InboundMessage:
+    return InboundMessage(ref=ChatRef("web", chat_id), message_id=message_id, text=text)
+
+
+async def replies_of(user: User) -> list[Message]:
+    return await Message.filter(user=user, direction=Direction.OUTBOUND).order_by("id")
+
+
+async def test_twenty_concurrent_messages_answered_in_order_once_each(
+    services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
+) -> None:
+    """20 messages posted at once by one user are each answered exactly once, in arrival order."""
+    user = await ready_user("u1")
+    async with running_worker(services.settings, redis, services):
+        await asyncio.gather(*(services.inbox.receive(inbound("u1", f"m{i}", f"msg-{i}")) for i in range(20)))
+
+        async def all_sent() -> bool:
+            rows = await replies_of(user)
+            return len(rows) >= 20 and all(r.status == MessageStatus.SENT for r in rows)
+
+        await eventually(all_sent, what="20 replies")
+    arrived = await Message.filter(user=user, direction=Direction.INBOUND).order_by("id")
+    assert all(m.status == MessageStatus.DONE for m in arrived)
+    answers = [r.text for r in await replies_of(user)]
+    assert answers == [f"echo: {m.text}" for m in arrived]
+    # Each LLM call saw exactly the earlier exchanges, in order: turns never overlapped.
+    for index, body in enumerate(fake_llm.completions()):
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        assert users == [m.text for m in arrived[: index + 1]]
+
+
+async def test_two_users_do_not_block_each_other(services: Services, redis: ArqRedis, fake_llm: FakeOpenAI) -> None:
+    """A slow turn of one user does not delay another user's turn."""
+    slow, quick = await ready_user("slow"), await ready_user("quick")
+    fake_llm.slow_when("take your time", 2.0)
+    async with running_worker(services.settings, redis, services):
+        await services.inbox.receive(inbound("slow", "s1", "take your time"))
+        await asyncio.sleep(0.2)
+        await services.inbox.receive(inbound("quick", "q1", "hi"))
+
+        async def quick_answered() -> bool:
+            return bool(await replies_of(quick))
+
+        await eventually(quick_answered, timeout=1.5, what="the quick user's reply while the slow one waits")
+        assert await replies_of(slow) == []
+        await eventually(lambda: _has_reply(slow), what="the slow reply")
+
+
+async def _has_reply(user: User) -> bool:
+    return bool(await replies_of(user))
+
+
+async def test_redelivered_message_does_nothing(services: Services, redis: ArqRedis) -> None:
+    """The same platform message delivered twice is stored, processed and answered once."""
+    user = await ready_user("dup")
+    async with running_worker(services.settings, redis, services):
+        first = await services.inbox.receive(inbound("dup", "same-id", "hello"))
+        await eventually(lambda: _has_reply(user), what="the reply")
+        second = await services.inbox.receive(inbound("dup", "same-id", "hello"))
+        await asyncio.sleep(0.3)
+    assert first.created and not second.created and first.message_id == second.message_id
+    assert await Message.filter(user=user, direction=Direction.INBOUND).count() == 1
+    assert len(await replies_of(user)) == 1
+
+
+async def test_history_after_send_photo_replays_as_a_valid_request(
+    services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
+) -> None:
+    """After a send_photo call, the next request's history is plain text and accepted by the strict fake."""
+    user = await ready_user("ph", mode=Mode.INTIMATE)
+    fake_llm.call_tool("send_photo", {"scene_description": "in a red dress by the window"}, text="Hold on 📸")
+    async with running_worker(services.settings, redis, services):
+        await services.inbox.receive(inbound("ph", "p1", "send me a photo"))
+        await eventually(lambda: _has_reply(user), what="the photo line")
+        await services.inbox.receive(inbound("ph", "p2", "you look lovely"))
+
+        async def two_calls() -> bool:
+            return len(fake_llm.completions()) == 2 and len(await replies_of(user)) >= 2
+
+        await eventually(two_calls, what="the second turn")
+    first, second = fake_llm.completions()
+    assert first["tools"][0]["function"]["name"] == "send_photo"
+    replayed = second["messages"]
+    assert all(set(m) == {"role", "content"} for m in replayed)
+    assert any(m["role"] == "assistant" and "[sent a photo: in a red dress by the window]" in m["content"]
+               for m in replayed)
+    replies = [r.text for r in await replies_of(user)]
+    assert replies[0].startswith("Hold on 📸")
+
+
+async def test_llm_failure_gives_friendly_line_and_keeps_message(
+    services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
+) -> None:
+    """A provider error answers with a friendly line; the user's message stays in history for the next turn."""
+    user = await ready_user("err")
+    fake_llm.fail(500)
+    fake_llm.fail(500)
+    fake_llm.fail(500)  # the SDK retries twice
+    async with running_worker(services.settings, redis, services):
+        await services.inbox.receive(inbound("err", "e1", "remember the blue car"))
+        await eventually(lambda: _has_reply(user), what="the apology")
+        await services.inbox.receive(inbound("err", "e2", "what did I say?"))
+        await eventually(lambda: _count_replies(user, 2), what="the second answer")
+    first_reply = (await replies_of(user))[0].text or ""
+    assert "say that again" in first_reply
+    last_request = fake_llm.completions()[-1]["messages"]
+    assert [m["content"] for m in last_request if m["role"] == "user"] == ["remember the blue car", "what did I say?"]
+
+
+async def _count_replies(user: User, n: int) -> bool:
+    return len(await replies_of(user)) >= n
+
+
+async def test_sweeper_recovers_messages_when_redis_lost_the_queue(services: Services, redis: ArqRedis) -> None:
+    """A pending message whose job vanished (Redis flushed) is re-enqueued by the sweeper and answered."""
+    user = await ready_user("lost")
+    await services.inbox.receive(inbound("lost", "l1", "are you there?"))
+    await redis.flushdb()  # the queued job is gone; the row is still pending in PostgreSQL
+    async with running_worker(services.settings, redis, services):
+        assert await sweep_turns({"services": services, "turn_stuck_after": timedelta(0)}) == 1
+        await eventually(lambda: _has_reply(user), what="the recovered reply")
+    assert (await Message.get(user=user, direction=Direction.INBOUND)).status == MessageStatus.DONE

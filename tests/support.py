@@ -1,0 +1,41 @@
+"""Helpers shared by end-to-end tests: a running in-process worker and a wired service stack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from ava_bot.services import Resources
+from ava_bot.settings import Settings
+from ava_bot.wiring import Services
+from ava_bot.worker import create_worker
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, redis: ArqRedis, services: Services, **ctx: Any) -> AsyncIterator[None]:
+    """Run the real arq worker (same functions and wiring as production) in this loop for the block."""
+    resources = Resources(settings=settings, redis=redis)
+    worker = create_worker(settings, resources, services, in_process=True, poll_delay=0.01, ctx=dict(ctx))
+    task = asyncio.create_task(worker.main())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll `check` until it is true or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

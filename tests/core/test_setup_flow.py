@@ -1,0 +1,231 @@
+"""Onboarding and the conversational avatar setup, through the real turn runner and database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+
+from ava_bot.wiring import Services, build_services
+from core.engine import ACCEPT, REF_AGAIN, REF_KEEP, PhotoEvent
+from core.messages import ChatRef, InboundMessage
+from core.models import Avatar, Direction, Message, SetupStep, User
+from imaging.models import Photo
+from tests.fakes.openai import FakeOpenAI
+
+
+class Gate:
+    """Entitlements that tests open and close (a Protocol implementation, no base class)."""
+
+    def __init__(self, open_: bool = False) -> None:
+        self.open = open_
+
+    async def may_chat(self, user_id: int) -> bool:
+        return self.open
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def settings(make_settings: Any, fake_llm: FakeOpenAI) -> Any:
+    return make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, setup_free_regenerations=2)
+
+
+@pytest.fixture
+def services(db: str, redis: ArqRedis, settings: Any, gate: Gate) -> Services:
+    return build_services(settings, redis, entitlements=gate)
+
+
+class Chat:
+    """Drives one web user through the real inbox + turn runner, without a worker (drain inline)."""
+
+    def __init__(self, services: Services, chat_id: str = "42") -> None:
+        self.services = services
+        self.chat_id = chat_id
+        self.count = 0
+        self.user_id = 0
+
+    async def send(self, text: str | None = None, choice: str | None = None) -> list[dict[str, Any]]:
+        self.count += 1
+        msg = InboundMessage(ChatRef("web", self.chat_id), f"m{self.count}", text, choice)
+        stored = await self.services.inbox.receive(msg)
+        self.user_id = stored.user_id
+        before = await self._last_id()
+        await self.services.runner.drain(stored.user_id)
+        return await self._since(before)
+
+    async def photo_done(self, status: str = "ready") -> list[dict[str, Any]]:
+        """What the photo pipeline does when the pending reference finishes (its notify callback)."""
+        photo = await Photo.filter(user_id=self.user_id).order_by("-id").first()
+        assert photo is not None
+        before = await self._last_id()
+        event = PhotoEvent(photo.id, photo.kind, status, photo.avatar_id)  # type: ignore[attr-defined]
+        await self.services.runner.photo_event(self.user_id, event)
+        return await self._since(before)
+
+    async def user(self) -> User:
+        return await User.get(id=self.user_id)
+
+    async def _last_id(self) -> int:
+        last = await Message.filter(direction=Direction.OUTBOUND).order_by("-id").first()
+        return last.id if last else 0
+
+    async def _since(self, after: int) -> list[dict[str, Any]]:
+        rows = await Message.filter(direction=Direction.OUTBOUND, id__gt=after, chat_id=self.chat_id).order_by("id")
+        return [r.payload for r in rows if r.payload is not None]
+
+
+def texts(payloads: list[dict[str, Any]]) -> str:
+    return " | ".join(p["text"] for p in payloads)
+
+
+async def complete_questions(chat: Chat, *, age: str = "27") -> None:
+    await chat.send("/start")
+    await chat.send(choice=ACCEPT)
+    for answer in ("woman", age, "Italian", "long dark hair, green eyes, freckles", "Mia", "playful"):
+        await chat.send(answer)
+
+
+async def test_nothing_works_before_the_adult_confirmation(services: Services) -> None:
+    """Before confirming 18+, every message gets the confirmation request; nothing else happens."""
+    chat = Chat(services)
+    for text in ("hello", "/mode", "woman"):
+        replies = await chat.send(text)
+        assert replies[-1]["type"] == "choices" and "18 or older" in replies[-1]["text"]
+    user = await chat.user()
+    assert user.adult_confirmed_at is None and user.setup_step == SetupStep.ONBOARDING
+    await chat.send(choice=ACCEPT)
+    user = await chat.user()
+    assert user.adult_confirmed_at is not None and user.terms_accepted_at is not None
+    assert user.setup_step == SetupStep.GENDER
+
+
+async def test_age_below_20_and_non_numbers_are_re_asked(services: Services) -> None:
+    """Age 19, 'nineteen' and 'abc' are refused with a clear re-ask; 20 is accepted."""
+    chat = Chat(services)
+    await chat.send("/start")
+    await chat.send(choice=ACCEPT)
+    await chat.send(choice="woman")
+    for bad, expected in (("19", "at least 20"), ("nineteen", "whole number"), ("abc", "whole number"),
+                          ("-25", "whole number")):
+        replies = await chat.send(bad)
+        assert expected in texts(replies)
+        assert (await chat.user()).setup_step == SetupStep.AGE
+    await chat.send("20")
+    user = await chat.user()
+    assert user.setup_step == SetupStep.NATIONALITY and user.setup_draft["age"] == 20
+
+
+async def test_unsafe_appearance_is_refused(services: Services) -> None:
+    """An appearance suggesting a minor is refused at setup and asked again."""
+    chat = Chat(services)
+    await chat.send("/start")
+    await chat.send(choice=ACCEPT)
+    for answer in ("woman", "25", "French"):
+        await chat.send(answer)
+    replies = await chat.send("looks like a schoolgirl")
+    assert "always a grown adult" in texts(replies)
+    assert (await chat.user()).setup_step == SetupStep.APPEARANCE
+
+
+async def test_setup_requests_reference_then_regenerate_cap_then_keep(services: Services, gate: Gate) -> None:
+    """After the questions a reference is requested; regenerations are capped before subscribing; keep approves."""
+    chat = Chat(services)
+    await complete_questions(chat)
+    user = await chat.user()
+    assert user.setup_step == SetupStep.REFERENCE_PENDING
+    avatar = await Avatar.get(user_id=user.id)
+    assert (avatar.age, avatar.name, avatar.approved_at) == (27, "Mia", None)
+    assert await Photo.filter(user_id=user.id, kind="reference").count() == 1
+
+    shown = await chat.photo_done()
+    assert shown[0]["type"] == "photo" and shown[0]["kind"] == "reference" and "/photos/" in shown[0]["url"]
+    assert "2 of 2 free regenerations left" in shown[1]["text"]
+    for left in (1, 0):
+        await chat.send(choice=REF_AGAIN)
+        shown = await chat.photo_done()
+        assert f"{left} of 2 free regenerations left" in shown[1]["text"]
+    capped = await chat.send(choice=REF_AGAIN)
+    assert "last of your 2 free regenerations" in texts(capped)
+    assert any(p["type"] == "link" and p["url"].endswith("/subscribe") for p in capped)
+    assert await Photo.filter(user_id=user.id, kind="reference").count() == 3
+
+    kept = await chat.send(choice=REF_KEEP)
+    avatar = await Avatar.get(user_id=user.id)
+    last_photo = await Photo.filter(user_id=user.id).order_by("-id").first()
+    assert avatar.approved_at is not None and last_photo is not None and avatar.reference_photo_id == last_photo.id
+    assert (await chat.user()).setup_step == SetupStep.DONE
+    assert kept[-1]["type"] == "link" and "subscription" in kept[-1]["text"]  # the paywall line
+
+    paywalled = await chat.send("hi Mia")
+    assert paywalled[-1]["type"] == "link"
+    gate.open = True
+    answered = await chat.send("hi Mia")
+    assert answered[-1]["text"] == "echo: hi Mia"
+
+
+async def test_restart_mid_setup_resumes_at_the_same_step(settings: Any, redis: ArqRedis, gate: Gate,
+                                                          db: str) -> None:
+    """A new process (new services) continues the setup where the stored step says."""
+    chat = Chat(build_services(settings, redis, entitlements=gate))
+    await chat.send("/start")
+    await chat.send(choice=ACCEPT)
+    await chat.send("woman")
+    await chat.send("31")
+    chat.services = build_services(settings, redis, entitlements=gate)  # "restart"
+    resumed = await chat.send("/start")
+    assert "nationality" in texts(resumed)
+    await chat.send("Korean")
+    user = await chat.user()
+    assert user.setup_step == SetupStep.APPEARANCE
+    assert user.setup_draft == {"gender": "woman", "age": 31, "nationality": "Korean"}
+
+
+async def test_avatar_edit_offers_current_values_and_ends_with_new_reference(services: Services, gate: Gate) -> None:
+    """/avatar re-asks with current values as defaults and makes a new avatar version with a new reference."""
+    gate.open = True
+    chat = Chat(services)
+    await complete_questions(chat)
+    await chat.photo_done()
+    await chat.send(choice=REF_KEEP)
+    first = await Avatar.get(user_id=chat.user_id)
+
+    started = await chat.send("/avatar")
+    assert started[-1]["choices"][0] == {"label": "Keep: woman", "data": "keep"}
+    for answer in ("keep", "keep", "keep", "short silver hair, blue eyes", "keep", "keep"):
+        await chat.send(choice=answer if answer == "keep" else None, text=None if answer == "keep" else answer)
+    assert (await chat.user()).setup_step == SetupStep.REFERENCE_PENDING
+    await chat.photo_done()
+    await chat.send(choice=REF_KEEP)
+    versions = await Avatar.filter(user_id=chat.user_id).order_by("id")
+    assert len(versions) == 2
+    newest = versions[-1]
+    assert newest.appearance == "short silver hair, blue eyes" and newest.name == first.name == "Mia"
+    assert newest.reference_photo_id != first.reference_photo_id
+
+
+async def test_mode_switch_and_commands(services: Services, gate: Gate) -> None:
+    """/mode switches modes; /portal, /subscribe and /photos answer with links."""
+    gate.open = True
+    chat = Chat(services)
+    await complete_questions(chat)
+    await chat.photo_done()
+    await chat.send(choice=REF_KEEP)
+    offered = await chat.send("/mode")
+    assert [c["data"] for c in offered[-1]["choices"]] == ["mode:secretary", "mode:intimate"]
+    await chat.send(choice="mode:intimate")
+    assert (await chat.user()).mode == "intimate"
+    for command, fragment in (("/portal", "/portal/sign-in/"), ("/subscribe", "/subscribe"), ("/photos", "/gallery")):
+        reply = (await chat.send(command))[-1]
+        assert reply["type"] == "link" and fragment in reply["url"]

@@ -1,0 +1,375 @@
+"""`PhotoPipeline`: one photo from queued to ready (or failed / blocked), safe to run more than once.
+
+prompt -> safety check -> provider -> download -> watermark -> C2PA sign -> store -> ready -> notify.
+
+arq delivers at least once, and the sweeper re-enqueues photos Redis lost, so a run may repeat a run that
+crashed half-way, or (rarely) overlap another. Every state change is a conditional update (only from a
+non-terminal status) committed together with its audit row, so:
+
+- one `Photo` row per request (the requester's `source_key` is unique), and one terminal state: the first
+  run to reach it wins, a later run sees it and only notifies again;
+- one stored file referenced: a run that stored a file but lost the race deletes its copy;
+- one message to the user: `notify` is idempotent by contract (the composition root records the outbound
+  message under a unique key), and the pipeline calls it for every run that finds the photo finished.
+
+Attempts are counted in the database (`Photo.attempts`), not only by arq's `job_try`, so a job re-enqueued
+after Redis lost it, or one that keeps crashing, still stops after `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from tortoise.transactions import in_transaction
+
+from core.models import Avatar
+from core.ports import PhotoKind
+from imaging.download import DownloadFailed, DownloadTransient, download_image
+from imaging.errors import ImagingError
+from imaging.models import AuditEvent, DeadLetter, Photo, PhotoAudit, PhotoStatus, user_ref
+from imaging.prompt import AvatarTraits, build_prompt
+from imaging.provenance import ProvenanceSigner, sign_manifest_async
+from imaging.providers import (
+    ContentPolicyError,
+    GeneratedImage,
+    ImageProvider,
+    ImageRequest,
+    PermanentProviderError,
+    TransientProviderError,
+)
+from imaging.safety import SafetyVerdict, check_prompt
+from imaging.storage import PhotoStore, StorageError
+from imaging.watermark import apply_watermark
+
+logger = logging.getLogger(__name__)
+
+OutcomeStatus = Literal["ready", "failed", "blocked"]
+#: Dead-letter job name of photo generation (replayed by `imaging.jobs.replay_dead_letter`).
+DEAD_LETTER_JOB = "generate_photo"
+#: Prefix of `Photo.error` when the model's safety filter refused: the user is told "blocked", not "failed".
+CONTENT_POLICY_ERROR = "content_policy"
+_ACTIVE = (PhotoStatus.QUEUED, PhotoStatus.GENERATING)
+_TERMINAL = frozenset({PhotoStatus.READY, PhotoStatus.FAILED, PhotoStatus.BLOCKED})
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoOutcome:
+    """How a photo ended, handed to `notify` (which tells the user in their chat)."""
+
+    user_id: int
+    photo_id: int
+    kind: PhotoKind
+    status: OutcomeStatus
+    avatar_id: int
+
+
+class RetryLater(ImagingError):
+    """The job should run again after `defer` seconds (the arq job turns this into `arq.Retry`)."""
+
+    def __init__(self, defer: float, reason: str) -> None:
+        super().__init__(f"retry in {defer:g} s: {reason}")
+        self.defer = defer
+        self.reason = reason
+
+
+class _Permanent(Exception):
+    """A failure no retry can fix; the photo fails and is dead-lettered."""
+
+
+class PhotoPipeline:
+    """Generates one photo end to end; `run` is idempotent and safe under at-least-once delivery."""
+
+    def __init__(
+        self,
+        *,
+        provider: ImageProvider,
+        store: PhotoStore,
+        signer: ProvenanceSigner,
+        http: httpx.AsyncClient,
+        watermark_text: str,
+        notify: Callable[[PhotoOutcome], Awaitable[None]],
+        max_attempts: int = 3,
+        backoff_seconds: float = 2.0,
+        safety: Callable[[str], SafetyVerdict] = check_prompt,
+        download_timeout: float = 30.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._provider = provider
+        self._store = store
+        self._signer = signer
+        self._http = http
+        self._watermark_text = watermark_text
+        self._notify = notify
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._safety = safety
+        self._download_timeout = download_timeout
+
+    @property
+    def max_attempts(self) -> int:
+        """How many generation attempts a photo gets before it fails for good."""
+        return self._max_attempts
+
+    async def run(self, photo_id: int, attempt: int) -> None:
+        """Take photo `photo_id` to a terminal state and notify; raises `RetryLater` for a transient failure."""
+        photo = await Photo.get_or_none(id=photo_id)
+        if photo is None:
+            logger.info("photo %s no longer exists (erased?): nothing to do", photo_id)
+            return
+        if photo.status in _TERMINAL:
+            await self._notify_terminal(photo, attempt)
+            return
+        attempt = max(attempt, photo.attempts + 1)
+        if attempt > self._max_attempts:  # crashed runs used up the attempts (see the module docstring)
+            await self._fail(photo, f"gave up after {photo.attempts} attempts (jobs kept crashing)", attempt)
+            return
+        try:
+            await self._generate(photo, attempt)
+        except _Permanent as exc:
+            await self._fail(photo, str(exc), attempt)
+        except ContentPolicyError as exc:
+            await self._fail(photo, f"{CONTENT_POLICY_ERROR}: {exc}", attempt, dead_letter=False, job_id=exc.job_id)
+        except PermanentProviderError as exc:
+            await self._fail(photo, f"provider refused: {exc}", attempt, job_id=exc.job_id)
+        except (TransientProviderError, DownloadTransient) as exc:
+            retry_after = exc.retry_after if isinstance(exc, TransientProviderError) else None
+            job_id = exc.job_id if isinstance(exc, TransientProviderError) else None
+            await self._transient(photo, f"{type(exc).__name__}: {exc}", attempt, retry_after, job_id)
+
+    # -- the happy path ------------------------------------------------------------------------------------
+
+    async def _generate(self, photo: Photo, attempt: int) -> None:
+        avatar = await Avatar.get_or_none(id=photo.avatar_id)
+        if avatar is None:
+            raise _Permanent(f"avatar {photo.avatar_id} no longer exists")
+        kind: PhotoKind = photo.kind.value
+        try:
+            prompt = build_prompt(_traits(avatar), photo.scene if kind == "photo" else None, kind=kind)
+        except ValueError as exc:
+            raise _Permanent(f"cannot build the prompt: {exc}") from exc
+
+        verdict = self._safety(prompt)
+        if not verdict.allowed:
+            await self._block(photo, prompt, verdict)
+            return
+        reference = await self._reference_image(avatar) if kind == "photo" else None
+
+        won = await self._transition(
+            photo,
+            PhotoStatus.GENERATING,
+            AuditEvent.GENERATING,
+            updates={"attempts": attempt, "prompt": prompt},
+            audit={"prompt": prompt, "safety_allowed": True, "safety_reason": verdict.reason},
+        )
+        if not won:
+            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            return
+        photo.prompt = prompt
+
+        result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
+        raw = await self._image_bytes(result)
+        try:
+            marked = await asyncio.to_thread(apply_watermark, raw, self._watermark_text)
+            signed = await sign_manifest_async(
+                marked, photo_id=photo.id, model=result.model, provider=result.provider, signer=self._signer
+            )
+        except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
+            raise _Permanent(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            key = await self._store.put(signed, suffix=".jpg")
+        except StorageError as exc:
+            raise TransientProviderError(f"could not store the photo: {exc}") from exc
+
+        details: dict[str, Any] = {
+            "provider": result.provider,
+            "model": result.model,
+            "seed": result.seed,
+            "provider_job_id": result.job_id,
+            "storage_key": key,
+        }
+        won = await self._transition(
+            photo,
+            PhotoStatus.READY,
+            AuditEvent.READY,
+            updates={**details, "ready_at": _now(), "error": None},
+            audit={**details, "prompt": prompt},
+        )
+        if not won:  # an overlapping run finished first: keep exactly one stored file referenced
+            await self._store.delete(key)
+            logger.info("photo %s finished by another run; dropped duplicate file", photo.id)
+            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            return
+        logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
+        await self._send(_outcome(photo, "ready"), attempt)
+
+    async def _reference_image(self, avatar: Avatar) -> bytes:
+        """The stored JPEG of the avatar's approved reference photo."""
+        if avatar.reference_photo_id is None or avatar.approved_at is None:
+            raise _Permanent(f"avatar {avatar.id} has no approved reference photo")
+        reference = await Photo.get_or_none(id=avatar.reference_photo_id, avatar_id=avatar.id)
+        if reference is None or reference.status != PhotoStatus.READY or reference.storage_key is None:
+            raise _Permanent(f"reference photo {avatar.reference_photo_id} of avatar {avatar.id} is not ready")
+        try:
+            return await self._store.get(reference.storage_key)
+        except StorageError as exc:
+            raise _Permanent(f"reference photo {reference.id} cannot be read: {exc}") from exc
+
+    async def _image_bytes(self, result: GeneratedImage) -> bytes:
+        if result.data is not None:
+            return result.data
+        if result.url is None:
+            raise TransientProviderError("the provider returned neither image bytes nor a URL", job_id=result.job_id)
+        try:
+            return await download_image(self._http, result.url, timeout=self._download_timeout)
+        except DownloadTransient:
+            raise
+        except DownloadFailed as exc:
+            raise _Permanent(f"download failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- other endings ---------------------------------------------------------------------------------------
+
+    async def _block(self, photo: Photo, prompt: str, verdict: SafetyVerdict) -> None:
+        logger.info("photo %s blocked by prompt safety: %s", photo.id, verdict.reason)
+        won = await self._transition(
+            photo,
+            PhotoStatus.BLOCKED,
+            AuditEvent.BLOCKED,
+            updates={"prompt": prompt, "error": f"prompt safety: {verdict.reason}"},
+            audit={"prompt": prompt, "safety_allowed": False, "safety_reason": verdict.reason},
+        )
+        if won:
+            await self._send(_outcome(photo, "blocked"), photo.attempts)
+        else:
+            await self._notify_terminal(await Photo.get(id=photo.id), photo.attempts)
+
+    async def _transient(
+        self, photo: Photo, error: str, attempt: int, retry_after: float | None, job_id: str | None
+    ) -> None:
+        if attempt >= self._max_attempts:
+            await self._fail(photo, f"gave up after {attempt} attempts: {error}", attempt, job_id=job_id)
+            return
+        defer = max(self._backoff * 2 ** (attempt - 1), retry_after or 0.0)
+        logger.warning("photo %s attempt %s failed, retrying in %.2f s: %s", photo.id, attempt, defer, error)
+        won = await self._transition(
+            photo,
+            PhotoStatus.QUEUED,
+            AuditEvent.RETRY,
+            updates={"error": error, "attempts": attempt},
+            audit={"error": error, "provider_job_id": job_id},
+        )
+        if not won:
+            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            return
+        raise RetryLater(defer, error)
+
+    async def _fail(
+        self, photo: Photo, error: str, attempt: int, *, dead_letter: bool = True, job_id: str | None = None
+    ) -> None:
+        logger.warning("photo %s failed: %s", photo.id, error)
+        won = await self._transition(
+            photo,
+            PhotoStatus.FAILED,
+            AuditEvent.FAILED,
+            updates={"error": error, "attempts": max(attempt, photo.attempts)},
+            audit={"error": error, "provider_job_id": job_id},
+            dead_letter=({"photo_id": photo.id}, error, attempt) if dead_letter else None,
+        )
+        if not won:
+            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            return
+        photo.error = error
+        await self._send(_outcome(photo, _status_for_failed(error)), attempt)
+
+    # -- state changes and notification ------------------------------------------------------------------------
+
+    async def _transition(
+        self,
+        photo: Photo,
+        status: PhotoStatus,
+        event: AuditEvent,
+        *,
+        updates: dict[str, Any],
+        audit: dict[str, Any],
+        dead_letter: tuple[dict[str, Any], str, int] | None = None,
+    ) -> bool:
+        """Move an active photo to `status` with its audit row (and dead letter) in one transaction; False if it
+        was no longer active (another run finished it)."""
+        async with in_transaction():
+            changed = await Photo.filter(id=photo.id, status__in=_ACTIVE).update(
+                status=status, updated_at=_now(), **updates
+            )
+            if not changed:
+                return False
+            await PhotoAudit.create(
+                photo_id=photo.id,
+                user_ref=user_ref(photo.user_id),
+                kind=photo.kind.value,
+                event=event.value,
+                status=status.value,
+                scene=photo.scene,
+                **audit,
+            )
+            if dead_letter is not None:
+                payload, error, attempts = dead_letter
+                await DeadLetter.create(job=DEAD_LETTER_JOB, payload=payload, error=error, attempts=attempts)
+        photo.status = status
+        return True
+
+    async def _notify_terminal(self, photo: Photo, attempt: int) -> None:
+        """Notify again for a photo some run already finished (idempotent notify: at most one message)."""
+        status: OutcomeStatus
+        if photo.status == PhotoStatus.READY:
+            status = "ready"
+        elif photo.status == PhotoStatus.BLOCKED:
+            status = "blocked"
+        else:
+            status = _status_for_failed(photo.error)
+        await self._send(_outcome(photo, status), attempt)
+
+    async def _send(self, outcome: PhotoOutcome, attempt: int) -> None:
+        """Call `notify`; when it fails, ask for the job to run again (the photo stays finished)."""
+        try:
+            await self._notify(outcome)
+        except Exception as exc:
+            if attempt >= self._max_attempts:
+                raise
+            defer = self._backoff * 2 ** (max(attempt, 1) - 1)
+            logger.warning("notifying photo %s failed, retrying in %.2f s: %r", outcome.photo_id, defer, exc)
+            raise RetryLater(defer, f"notify failed: {exc!r}") from exc
+
+
+def _traits(avatar: Avatar) -> AvatarTraits:
+    return AvatarTraits(
+        name=avatar.name,
+        gender=avatar.gender,
+        age=avatar.age,
+        nationality=avatar.nationality,
+        appearance=avatar.appearance,
+        personality=avatar.personality,
+    )
+
+
+def _outcome(photo: Photo, status: OutcomeStatus) -> PhotoOutcome:
+    return PhotoOutcome(
+        user_id=photo.user_id,
+        photo_id=photo.id,
+        kind=photo.kind.value,
+        status=status,
+        avatar_id=photo.avatar_id,
+    )
+
+
+def _status_for_failed(error: str | None) -> OutcomeStatus:
+    """A content-policy refusal is reported to the user as "blocked", any other failure as "failed"."""
+    return "blocked" if (error or "").startswith(CONTENT_POLICY_ERROR) else "failed"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,1 +1,1 @@
-"""portal."""
+"""The web portal: accounts and sessions, the web chat, signed links (photo pages live here too)."""

@@ -1,0 +1,61 @@
+"""Rendering portal pages: templates with the CSRF token and a CSP nonce, and the security headers.
+
+Every page gets a strict Content-Security-Policy (scripts and styles only with the per-response nonce),
+`Referrer-Policy: no-referrer` (portal URLs can carry signed tokens, which must not leak to other sites),
+no framing, and `Cache-Control: no-store` (pages show private conversations).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from portal.csrf import csrf_token
+from portal.deps import SESSION_USER
+
+
+async def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """Render `template` with the CSRF token, the nonce and whether someone is signed in."""
+    session = await get_session(request)
+    nonce = secrets.token_urlsafe(16)
+    full = {"csrf_token": csrf_token(session), "nonce": nonce, "signed_in": SESSION_USER in session, **context}
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    apply_security_headers(response, nonce)
+    return response
+
+
+def apply_security_headers(response: web.StreamResponse, nonce: str) -> None:
+    """Set CSP, referrer, framing and caching headers on a portal page."""
+    # No `form-action`: Chrome applies it to redirects too, which would block Stripe Checkout redirects.
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """A JSON error body shaped like the app's error middleware answers."""
+    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json")
+
+
+def bad_request(message: str) -> web.HTTPBadRequest:
+    """A 400 to raise, with a JSON error body."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def safe_href(url: object) -> str | None:
+    """`url` if it is an http(s) or site-relative URL, else None (never render `javascript:` links)."""
+    if not isinstance(url, str):
+        return None
+    if url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//")):
+        return url
+    return None

@@ -1,0 +1,66 @@
+"""Install the portal on an aiohttp application: sessions, templates, services and routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis.asyncio import Redis
+
+from core.inbox import Inbox
+from portal import auth, chat
+from portal.deps import PORTAL, Portal
+from portal.links import PortalLinks
+
+#: Sessions end this long after sign-in.
+SESSION_MAX_AGE = 30 * 24 * 3600
+
+
+def session_key(secret_key: str) -> bytes:
+    """The 32-byte cookie-encryption key, derived from `secret_key` for this purpose only (HKDF-SHA256)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ava portal session cookie v1")
+    return hkdf.derive(secret_key.encode())
+
+
+def setup_portal(
+    app: web.Application,
+    *,
+    secret_key: str,
+    links: PortalLinks,
+    inbox: Inbox | Callable[[], Inbox],
+    redis: Redis | Callable[[], Redis],
+    secure_cookies: bool,
+    sse_keepalive: float = 15.0,
+) -> None:
+    """Add the portal (landing, sign-up/in/out, magic links, chat and its event stream) to `app`.
+
+    `inbox` and `redis` may be zero-argument callables when they are opened later, in a `cleanup_ctx`.
+    With `secure_cookies` the session cookie is `Secure` and `__Host-` prefixed (HTTPS deployments).
+    """
+    if not secret_key:
+        raise ValueError("secret_key must not be empty")
+    storage = EncryptedCookieStorage(
+        session_key(secret_key),
+        cookie_name="__Host-ava_session" if secure_cookies else "ava_session",
+        max_age=SESSION_MAX_AGE,
+        secure=secure_cookies,
+        httponly=True,
+        samesite="Lax",
+    )
+    aiohttp_session.setup(app, storage)
+    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
+    deps = Portal(links=links, inbox_source=inbox, redis_source=redis, keepalive=sse_keepalive)
+    app[PORTAL] = deps
+
+    async def end_streams(app: web.Application) -> None:
+        deps.closing.set()  # chat event streams notice within a second and finish
+
+    app.on_shutdown.append(end_streams)
+    app.router.add_routes(auth.routes)
+    app.router.add_routes(chat.routes)

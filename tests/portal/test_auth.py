@@ -1,0 +1,163 @@
+"""Portal accounts: sign-up, sign-in, sign-out, magic links, sessions and CSRF on the forms."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+
+from core.models import ChannelIdentity, User
+from portal.auth import hash_password
+from tests.portal.conftest import PASSWORD, Portal, page_token, sign_up
+
+
+async def test_sign_up_starts_a_session_and_opens_the_chat(portal: Portal) -> None:
+    """Signing up creates the user with a web identity and signs the browser in: /chat answers 200."""
+    user_id = await sign_up(portal.client)
+    identity = await ChannelIdentity.get(user_id=user_id)
+    assert (identity.channel, identity.external_user_id) == ("web", str(user_id))
+    response = await portal.client.get("/chat")
+    assert response.status == 200
+    assert "Say hi to start." in await response.text()
+
+
+async def test_chat_requires_a_session(portal: Portal) -> None:
+    """Without a session /chat redirects to the sign-in page."""
+    response = await portal.client.get("/chat", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/signin"
+
+
+async def test_password_is_stored_as_an_argon2_hash(portal: Portal) -> None:
+    """The stored password is an argon2id hash that verifies, never the plaintext."""
+    user_id = await sign_up(portal.client)
+    user = await User.get(id=user_id)
+    assert user.password_hash is not None
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert PasswordHasher().verify(user.password_hash, PASSWORD)
+
+
+async def test_email_is_normalised(portal: Portal) -> None:
+    """Emails are stored trimmed and lower-cased."""
+    user_id = await sign_up(portal.client, email="  Alice@Example.COM ")
+    assert (await User.get(id=user_id)).email == "alice@example.com"
+
+
+async def test_duplicate_email_is_refused_with_a_clear_error(portal: Portal) -> None:
+    """Signing up again with the same email (any case) re-renders the form with an error; no second user."""
+    await sign_up(portal.client)
+    portal.forget_cookies()
+    token = await page_token(portal.client, "/signup")
+    response = await portal.client.post(
+        "/signup", data={"email": "ALICE@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status == 409
+    assert "already exists" in await response.text()
+    assert await User.filter(email="alice@example.com").count() == 1
+
+
+async def test_short_password_is_refused(portal: Portal) -> None:
+    """A password under 10 characters re-renders the form with an error and creates nobody."""
+    token = await page_token(portal.client, "/signup")
+    response = await portal.client.post(
+        "/signup", data={"email": "bob@example.com", "password": "short", "csrf_token": token}
+    )
+    assert response.status == 400
+    assert "at least 10 characters" in await response.text()
+    assert not await User.exists(email="bob@example.com")
+
+
+async def test_sign_in_with_the_right_password(portal: Portal) -> None:
+    """Email (any case) and the right password sign in and lead to the chat."""
+    await User.create(email="carol@example.com", password_hash=await hash_password(PASSWORD))
+    token = await page_token(portal.client, "/signin")
+    response = await portal.client.post(
+        "/signin",
+        data={"email": "Carol@Example.com", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 200
+
+
+async def test_wrong_password_shows_an_error_and_starts_no_session(portal: Portal) -> None:
+    """A wrong password re-renders the form with an error, and the browser stays signed out."""
+    await User.create(email="carol@example.com", password_hash=await hash_password(PASSWORD))
+    token = await page_token(portal.client, "/signin")
+    response = await portal.client.post(
+        "/signin", data={"email": "carol@example.com", "password": "wrong password!", "csrf_token": token}
+    )
+    assert response.status == 400
+    assert "Wrong email or password." in await response.text()
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
+
+
+async def test_unknown_email_gets_the_same_error(portal: Portal) -> None:
+    """An email without an account gets the same answer as a wrong password."""
+    token = await page_token(portal.client, "/signin")
+    response = await portal.client.post(
+        "/signin", data={"email": "nobody@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status == 400
+    assert "Wrong email or password." in await response.text()
+
+
+async def test_sign_out_ends_the_session(portal: Portal) -> None:
+    """After signing out, /chat redirects to the sign-in page again."""
+    await sign_up(portal.client)
+    token = await page_token(portal.client, "/chat")
+    response = await portal.client.post("/signout", data={"csrf_token": token}, allow_redirects=False)
+    assert response.status == 303
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
+
+
+async def test_magic_link_signs_in(portal: Portal) -> None:
+    """A sign-in link from the chat starts a session for its user and redirects to /chat."""
+    user = await User.create()
+    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    response = await portal.client.get(path, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/chat"
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 200
+
+
+async def test_tampered_magic_link_is_forbidden(portal: Portal) -> None:
+    """A tampered sign-in link answers 403 and signs nobody in."""
+    user = await User.create()
+    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    tampered = path[:-3] + ("xyz" if not path.endswith("xyz") else "abc")
+    response = await portal.client.get(tampered, allow_redirects=False)
+    assert response.status == 403
+    assert "not valid" in await response.text()
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
+
+
+async def test_sign_in_form_without_csrf_token_is_refused(portal: Portal) -> None:
+    """A sign-in POST without the session's CSRF token is refused (no login CSRF)."""
+    await User.create(email="carol@example.com", password_hash=await hash_password(PASSWORD))
+    await page_token(portal.client, "/signin")
+    response = await portal.client.post(
+        "/signin", data={"email": "carol@example.com", "password": PASSWORD}, allow_redirects=False
+    )
+    assert response.status == 403
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
+
+
+async def test_sign_in_replaces_the_session(portal: Portal) -> None:
+    """Signing in starts a new session: the CSRF token from before sign-in no longer works."""
+    before = await page_token(portal.client, "/signup")
+    await portal.client.post(
+        "/signup", data={"email": "dan@example.com", "password": PASSWORD, "csrf_token": before}, allow_redirects=False
+    )
+    response = await portal.client.post("/signout", data={"csrf_token": before}, allow_redirects=False)
+    assert response.status == 403
+
+
+async def test_pages_send_security_headers(portal: Portal) -> None:
+    """Pages carry a nonce-based CSP, no-referrer, no framing and no caching."""
+    response = await portal.client.get("/")
+    assert "script-src 'nonce-" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Cache-Control"] == "no-store"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

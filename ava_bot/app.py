@@ -15,9 +15,10 @@ from ava_bot.http import error_middleware
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.services import open_resources
 from ava_bot.settings import Settings
-from ava_bot.wiring import build_services
+from ava_bot.wiring import build_links, build_services
 from ava_bot.worker import create_worker
 from core.ports import Entitlements, LLMProvider
+from portal.setup import setup_portal
 
 logger = logging.getLogger(__name__)
 
@@ -64,4 +65,13 @@ async def create_app(
 
     app.cleanup_ctx.append(resources_ctx)
     health.setup(app)
+    # Routes must exist before start-up; clients only exist inside cleanup_ctx, so the portal gets getters.
+    setup_portal(
+        app,
+        secret_key=settings.effective_secret_key,
+        links=build_links(settings),
+        inbox=lambda: app[SERVICES].inbox,
+        redis=lambda: app[REDIS],
+        secure_cookies=settings.effective_public_base_url.startswith("https://"),
+    )
     return app

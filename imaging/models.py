@@ -113,7 +113,7 @@ class PhotoAudit(Model):
 
     id = fields.BigIntField(primary_key=True)
     photo_id = fields.BigIntField(db_index=True)
-    #: "user:<id>" until erasure pseudonymises it.
+    #: user:<id> until erasure pseudonymises it.
     user_ref = fields.CharField(max_length=128, db_index=True)
     channel = fields.CharField(max_length=16, null=True)
     kind = fields.CharField(max_length=16)

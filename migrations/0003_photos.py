@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('photo_id', fields.BigIntField(db_index=True)),
-                ('user_ref', fields.CharField(db_index=True, description='"user:<id>" until erasure pseudonymises it.', max_length=128)),
+                ('user_ref', fields.CharField(db_index=True, description='user:<id> until erasure pseudonymises it.', max_length=128)),
                 ('channel', fields.CharField(null=True, max_length=16)),
                 ('kind', fields.CharField(max_length=16)),
                 ('event', fields.CharField(max_length=32)),

@@ -13,11 +13,15 @@ from arq.connections import ArqRedis
 from ava_bot import health
 from ava_bot.http import error_middleware
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
+from ava_bot.photos import build_store, open_photo_pipeline
 from ava_bot.services import open_resources
 from ava_bot.settings import Settings
 from ava_bot.wiring import build_links, build_services
 from ava_bot.worker import create_worker
 from core.ports import Entitlements, LLMProvider
+from imaging.providers.base import ImageProvider
+from portal.auth import current_user_id
+from portal.photos import setup_photo_routes
 from portal.setup import setup_portal
 
 logger = logging.getLogger(__name__)
@@ -31,12 +35,13 @@ async def create_app(
     run_worker: bool = False,
     llm: LLMProvider | None = None,
     entitlements: Entitlements | None = None,
+    image_provider: ImageProvider | None = None,
 ) -> web.Application:
     """Build the web application.
 
     `run_worker=True` also runs the arq worker inside this process (the single-process `ava-bot dev`);
-    `redis` / `own_database` inject clients the caller owns (dev mode and tests); `llm` / `entitlements`
-    replace the configured implementations (tests).
+    `redis` / `own_database` inject clients the caller owns (dev mode and tests); `llm` / `entitlements` /
+    `image_provider` replace the configured implementations (tests).
     """
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
@@ -52,26 +57,29 @@ async def create_app(
                 yield
                 return
             # Tortoise is initialised above, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
-            worker = create_worker(settings, resources, services, in_process=True)
-            task = asyncio.create_task(worker.async_run(), name="arq-worker")
-            logger.info("in-process worker started")
-            try:
-                yield
-            finally:
-                await worker.close()
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            async with open_photo_pipeline(settings, services, provider=image_provider) as pipeline:
+                worker = create_worker(settings, resources, services, pipeline, in_process=True)
+                task = asyncio.create_task(worker.async_run(), name="arq-worker")
+                logger.info("in-process worker started")
+                try:
+                    yield
+                finally:
+                    await worker.close()
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app.cleanup_ctx.append(resources_ctx)
     health.setup(app)
     # Routes must exist before start-up; clients only exist inside cleanup_ctx, so the portal gets getters.
+    links = build_links(settings)
     setup_portal(
         app,
         secret_key=settings.effective_secret_key,
-        links=build_links(settings),
+        links=links,
         inbox=lambda: app[SERVICES].inbox,
         redis=lambda: app[REDIS],
         secure_cookies=settings.effective_public_base_url.startswith("https://"),
     )
+    setup_photo_routes(app, links=links, store=build_store(settings), session_user=current_user_id)
     return app

@@ -14,6 +14,7 @@ from aiohttp import web
 from ava_bot.app import create_app
 from ava_bot.db import run_migrations
 from ava_bot.observability import init_sentry, setup_logging
+from ava_bot.photos import open_photo_pipeline
 from ava_bot.services import open_resources
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import build_services
@@ -67,11 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def run_worker(settings: Settings) -> None:
     """Run the standalone arq worker until SIGINT/SIGTERM."""
     async with open_resources(settings) as resources:
-        worker = create_worker(settings, resources, build_services(settings, resources.redis))
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
+        services = build_services(settings, resources.redis)
+        async with open_photo_pipeline(settings, services) as pipeline:
+            worker = create_worker(settings, resources, services, pipeline)
+            try:
+                await worker.async_run()
+            finally:
+                await worker.close()
 
 
 async def run_dev(settings: Settings, *, port: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,7 +47,6 @@ class RedisUserLock:
         try:
             yield
         finally:
-            try:
+            # LockError: it expired while held; the DB row lock still kept the turn safe.
+            with contextlib.suppress(LockError):
                 await lock.release()
-            except LockError:  # expired while held: the DB row lock still kept the turn safe
-                pass

@@ -39,9 +39,7 @@ class Settings(BaseSettings):
     """All configuration of Ava. Field names map to upper-case environment variables."""
 
     # Empty values (`KEY=` in .env) mean "unset", so they count as missing in production.
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     ava_env: Literal["development", "production"] = "development"
     public_base_url: str | None = None
@@ -87,6 +85,8 @@ class Settings(BaseSettings):
     watermark_text: str = "AI-generated"
 
     setup_free_regenerations: int = Field(default=3, ge=0)
+    photo_max_attempts: int = Field(default=3, ge=1)
+    photo_backoff_seconds: float = Field(default=2.0, gt=0)
 
     @property
     def is_production(self) -> bool:

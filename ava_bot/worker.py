@@ -13,6 +13,8 @@ from ava_bot import jobs
 from ava_bot.services import Resources
 from ava_bot.settings import Settings
 from ava_bot.wiring import Services
+from imaging.jobs import photo_cron_jobs, photo_functions
+from imaging.pipeline import PhotoPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -23,20 +25,27 @@ def job_functions() -> list[Function]:
         func(jobs.ping, name="ping"),
         # keep_result=0: the job id `turn:{message}` must be reusable by the sweeper once a run finished.
         func(jobs.run_turn, name="run_turn", keep_result=0, max_tries=10),
+        *photo_functions(),
     ]
 
 
-def worker_settings(settings: Settings, resources: Resources, services: Services) -> dict[str, Any]:
+def worker_settings(
+    settings: Settings, resources: Resources, services: Services, pipeline: PhotoPipeline
+) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker` (the `WorkerSettings` of this deployment)."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["resources"] = resources
         ctx["services"] = services
+        ctx["photo_pipeline"] = pipeline
 
     return {
         "functions": job_functions(),
-        "cron_jobs": [cron(jobs.sweep_turns, name="sweep_turns", second={0}, run_at_startup=True)],
+        "cron_jobs": [
+            cron(jobs.sweep_turns, name="sweep_turns", second={0}, run_at_startup=True),
+            *photo_cron_jobs(),
+        ],
         "redis_pool": resources.redis,
         "on_startup": on_startup,
         "max_jobs": 20,
@@ -61,11 +70,16 @@ class InProcessWorker(Worker):
 
 
 def create_worker(
-    settings: Settings, resources: Resources, services: Services, *, in_process: bool = False, **overrides: Any
+    settings: Settings,
+    resources: Resources,
+    services: Services,
+    pipeline: PhotoPipeline,
+    *,
+    in_process: bool = False,
+    **overrides: Any,
 ) -> Worker:
     """Build the arq worker; `in_process=True` for one sharing a loop with the web app (no signal handlers)."""
-    options = worker_settings(settings, resources, services) | overrides
+    options = worker_settings(settings, resources, services, pipeline) | overrides
     if in_process:
         return InProcessWorker(handle_signals=False, **options)
     return Worker(**options)
-

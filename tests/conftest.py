@@ -20,6 +20,7 @@ from tortoise import connections
 
 from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
 from ava_bot.settings import Settings
+from imaging.certs import DevCertificates, create_dev_certificates
 
 ADMIN_DATABASE_URL = os.environ.get("AVA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -97,12 +98,20 @@ async def redis() -> AsyncIterator[ArqRedis]:
         await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> DevCertificates:
+    """C2PA development certificates (local CA + leaf) shared by the session."""
+    return create_dev_certificates(tmp_path_factory.mktemp("certs"))
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Iterator[Any]:
+def make_settings(tmp_path: Path, dev_certs: DevCertificates) -> Iterator[Any]:
     """Build `Settings` for a test without reading the developer's environment or `.env`."""
 
     def build(**values: Any) -> Settings:
         values.setdefault("media_dir", tmp_path / "media")
+        values.setdefault("c2pa_cert_chain", dev_certs.chain)
+        values.setdefault("c2pa_private_key", dev_certs.signer_key)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     saved = {k: v for k, v in os.environ.items() if k.upper() in _setting_env_names()}

@@ -10,25 +10,30 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from ava_bot.photos import open_photo_pipeline
 from ava_bot.services import Resources
 from ava_bot.settings import Settings
 from ava_bot.wiring import Services
 from ava_bot.worker import create_worker
+from imaging.providers.base import ImageProvider
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, redis: ArqRedis, services: Services, **ctx: Any) -> AsyncIterator[None]:
+async def running_worker(
+    settings: Settings, redis: ArqRedis, services: Services, *, provider: ImageProvider | None = None, **ctx: Any
+) -> AsyncIterator[None]:
     """Run the real arq worker (same functions and wiring as production) in this loop for the block."""
     resources = Resources(settings=settings, redis=redis)
-    worker = create_worker(settings, resources, services, in_process=True, poll_delay=0.01, ctx=dict(ctx))
-    task = asyncio.create_task(worker.main())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    async with open_photo_pipeline(settings, services, provider=provider) as pipeline:
+        worker = create_worker(settings, resources, services, pipeline, in_process=True, poll_delay=0.01, ctx=dict(ctx))
+        task = asyncio.create_task(worker.main())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition") -> None:

@@ -30,7 +30,7 @@ PRODUCTION_BASE: dict[str, Any] = {
 
 def test_production_lists_every_missing_secret_in_one_error(make_settings: SettingsFactory) -> None:
     """A production start without secrets fails once, naming every missing key."""
-    settings = make_settings(ava_env="production")
+    settings = make_settings(ava_env="production", c2pa_cert_chain=None, c2pa_private_key=None)
     with pytest.raises(MissingSettingsError) as info:
         settings.check()
     message = str(info.value)

@@ -86,7 +86,11 @@ async def test_dev_command_serves_health_from_a_fresh_directory(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "AVA_"))}
     process = subprocess.Popen(
         [sys.executable, "-m", "ava_bot.cli", "dev", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

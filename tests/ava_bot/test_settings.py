@@ -34,8 +34,18 @@ def test_production_lists_every_missing_secret_in_one_error(make_settings: Setti
     with pytest.raises(MissingSettingsError) as info:
         settings.check()
     message = str(info.value)
-    for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "LLM_API_KEY", "REPLICATE_API_TOKEN",
-                "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "C2PA_CERT_CHAIN", "C2PA_PRIVATE_KEY"):
+    for key in (
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "LLM_API_KEY",
+        "REPLICATE_API_TOKEN",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "C2PA_CERT_CHAIN",
+        "C2PA_PRIVATE_KEY",
+    ):
         assert key in message
     assert message.count("missing required settings") == 1
 
@@ -59,7 +69,11 @@ def test_production_requires_channel_secrets_only_when_enabled(make_settings: Se
     with pytest.raises(MissingSettingsError) as info:
         settings.check()
     assert info.value.missing == [
-        "TELEGRAM_WEBHOOK_SECRET", "WHATSAPP_PHONE_ID", "WHATSAPP_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"
+        "TELEGRAM_WEBHOOK_SECRET",
+        "WHATSAPP_PHONE_ID",
+        "WHATSAPP_TOKEN",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
     ]
 
 
@@ -103,7 +117,9 @@ def test_secrets_are_not_in_repr(make_settings: SettingsFactory) -> None:
     assert "x" * 48 not in str(settings.model_dump())
 
 
-def test_empty_environment_values_count_as_unset(make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_environment_values_count_as_unset(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`KEY=` in the environment is unset: production reports it missing instead of using an empty path."""
     make_settings()
     monkeypatch.setenv("AVA_ENV", "production")

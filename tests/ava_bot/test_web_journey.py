@@ -62,8 +62,14 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
     """Sign up, confirm 18+, set up (age 19 and 'abc' refused), reference, regenerate, keep, paywall, chat, photo."""
     settings = make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, photo_backoff_seconds=0.05)
     gate = Gate(open_=False)
-    app = await create_app(settings, redis=redis, own_database=False, run_worker=True, entitlements=gate,
-                           image_provider=PlaceholderImageProvider())
+    app = await create_app(
+        settings,
+        redis=redis,
+        own_database=False,
+        run_worker=True,
+        entitlements=gate,
+        image_provider=PlaceholderImageProvider(),
+    )
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -21,8 +21,9 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
 
 
 def provider(fake: FakeOpenAI, *, timeout: float = 5.0) -> OpenAICompatibleLLM:
-    return OpenAICompatibleLLM(base_url=fake.base_url, api_key="sk-test", model="test-model", timeout=timeout,
-                               max_retries=0)
+    return OpenAICompatibleLLM(
+        base_url=fake.base_url, api_key="sk-test", model="test-model", timeout=timeout, max_retries=0
+    )
 
 
 CONVERSATION = [ChatMessage("system", "You are Ava."), ChatMessage("user", "hello")]
@@ -68,8 +69,11 @@ async def test_fake_rejects_dangling_tool_calls_like_openai(fake_llm: FakeOpenAI
     client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test", max_retries=0)
     dangling = [
         {"role": "user", "content": "photo please"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "send_photo", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "send_photo", "arguments": "{}"}}],
+        },
         {"role": "user", "content": "well?"},
     ]
     with pytest.raises(openai.BadRequestError, match="tool_call_id"):

@@ -117,8 +117,12 @@ async def test_age_below_20_and_non_numbers_are_re_asked(services: Services) -> 
     await chat.send("/start")
     await chat.send(choice=ACCEPT)
     await chat.send(choice="woman")
-    for bad, expected in (("19", "at least 20"), ("nineteen", "whole number"), ("abc", "whole number"),
-                          ("-25", "whole number")):
+    for bad, expected in (
+        ("19", "at least 20"),
+        ("nineteen", "whole number"),
+        ("abc", "whole number"),
+        ("-25", "whole number"),
+    ):
         replies = await chat.send(bad)
         assert expected in texts(replies)
         assert (await chat.user()).setup_step == SetupStep.AGE
@@ -175,8 +179,7 @@ async def test_setup_requests_reference_then_regenerate_cap_then_keep(services: 
     assert answered[-1]["text"] == "echo: hi Mia"
 
 
-async def test_restart_mid_setup_resumes_at_the_same_step(settings: Any, redis: ArqRedis, gate: Gate,
-                                                          db: str) -> None:
+async def test_restart_mid_setup_resumes_at_the_same_step(settings: Any, redis: ArqRedis, gate: Gate, db: str) -> None:
     """A new process (new services) continues the setup where the stored step says."""
     chat = Chat(build_services(settings, redis, entitlements=gate))
     await chat.send("/start")

@@ -36,8 +36,16 @@ async def ready_user(chat_id: str, *, mode: Mode = Mode.SECRETARY) -> User:
     now = datetime.now(UTC)
     user = await User.create(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE, mode=mode)
     await ChannelIdentity.create(user=user, channel="web", external_user_id=chat_id)
-    await Avatar.create(user=user, name="Mia", gender="woman", age=27, nationality="Italian",
-                        appearance="long dark hair, green eyes", personality="playful", approved_at=now)
+    await Avatar.create(
+        user=user,
+        name="Mia",
+        gender="woman",
+        age=27,
+        nationality="Italian",
+        appearance="long dark hair, green eyes",
+        personality="playful",
+        approved_at=now,
+    )
     return user
 
 
@@ -125,8 +133,9 @@ async def test_history_after_send_photo_replays_as_a_valid_request(
     assert first["tools"][0]["function"]["name"] == "send_photo"
     replayed = second["messages"]
     assert all(set(m) == {"role", "content"} for m in replayed)
-    assert any(m["role"] == "assistant" and "[sent a photo: in a red dress by the window]" in m["content"]
-               for m in replayed)
+    assert any(
+        m["role"] == "assistant" and "[sent a photo: in a red dress by the window]" in m["content"] for m in replayed
+    )
     replies = [r.text for r in await replies_of(user)]
     assert replies[0].startswith("Hold on 📸")
 

@@ -82,8 +82,11 @@ class FakeOpenAI(FakeServer):
 
     def call_tool(self, name: str, arguments: dict[str, Any], *, text: str | None = None) -> None:
         """Next answer: a tool call (optionally with text content)."""
-        call = {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(arguments)}}
+        call = {
+            "id": f"call_{uuid.uuid4().hex[:12]}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)},
+        }
         self.plan.append(Planned(text=text, tool_calls=[call]))
 
     def fail(self, status: int = 500, *, delay: float = 0.0) -> None:
@@ -119,17 +122,26 @@ class FakeOpenAI(FakeServer):
         message: dict[str, Any] = {"role": "assistant", "content": planned.text, "refusal": None}
         if planned.tool_calls:
             message["tool_calls"] = planned.tool_calls
-        return web.json_response({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if planned.tool_calls else "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        })
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls" if planned.tool_calls else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "param": "messages", "code": None}},
-                             status=status)
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": "messages", "code": None}}, status=status
+    )

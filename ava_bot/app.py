@@ -64,10 +64,13 @@ async def create_app(
                 try:
                     yield
                 finally:
-                    await worker.close()
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                    # Jobs still running (e.g. the start-up sweeps) are cancelled by close(); arq re-runs
+                    # interrupted jobs and every job is idempotent, so their cancellation is expected here.
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker.close()
 
     app.cleanup_ctx.append(resources_ctx)
     health.setup(app)

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -20,6 +21,8 @@ from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import build_services
 from ava_bot.worker import create_worker
 from core.errors import ConfigError
+from imaging.certs import create_dev_certificates
+from imaging.errors import CertificateFilesExist
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +37,31 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations")
     dev = commands.add_parser("dev", help="web + worker in one process on embedded development defaults")
     dev.add_argument("--port", type=int, default=None, help="port to listen on (default: PORT or 8080)")
+    certs = commands.add_parser("certs", help="C2PA signing certificates")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True)
+    certs_dev = certs_commands.add_parser("dev", help="create a local CA + signing certificate (development only)")
+    certs_dev.add_argument("--dir", type=Path, default=Path("certs"), help="output directory (default: ./certs)")
+    certs_dev.add_argument("--force", action="store_true", help="overwrite existing files")
     return parser
+
+
+def certs_dev(directory: Path, *, force: bool) -> int:
+    """Write development C2PA certificates and print the settings that use them."""
+    try:
+        made = create_dev_certificates(directory, force=force)
+    except CertificateFilesExist as exc:
+        print(f"ava-bot: {exc} (use --force to replace them)", file=sys.stderr)
+        return 1
+    print(f"Development C2PA certificates written to {directory}/ (NOT for production). Add to .env:")
+    print(f"C2PA_CERT_CHAIN={made.chain}\nC2PA_PRIVATE_KEY={made.signer_key}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ava-bot` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "certs":  # needs no settings: it only writes files
+        return certs_dev(args.dir, force=args.force)
     try:
         settings = load_settings()
     except ConfigError as exc:

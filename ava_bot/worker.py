@@ -49,6 +49,7 @@ def worker_settings(
         "redis_pool": resources.redis,
         "on_startup": on_startup,
         "max_jobs": 20,
+        "poll_delay": 0.05,  # arq's 0.5 s default would add up to half a second to every turn and photo
         "job_timeout": 120,
         "keep_result": 60,
     }

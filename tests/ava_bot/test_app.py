@@ -103,3 +103,15 @@ async def test_dev_command_serves_health_from_a_fresh_directory(tmp_path: Path) 
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_certs_dev_command_writes_certificates_once(tmp_path: Path) -> None:
+    """`ava-bot certs dev` writes a CA + signing chain with private keys 0600 and refuses to overwrite them."""
+    target = tmp_path / "certs"
+    command = [sys.executable, "-m", "ava_bot.cli", "certs", "dev", "--dir", str(target)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert f"C2PA_CERT_CHAIN={target / 'chain.pem'}" in first.stdout
+    assert (target / "signer.key").stat().st_mode & 0o777 == 0o600
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1 and "--force" in second.stderr

@@ -21,6 +21,7 @@ from ava_bot.worker import create_worker
 from core.ports import Entitlements, LLMProvider
 from imaging.providers.base import ImageProvider
 from portal.auth import current_user_id
+from portal.gallery import setup_gallery
 from portal.photos import setup_photo_routes
 from portal.setup import setup_portal
 
@@ -85,4 +86,5 @@ async def create_app(
         secure_cookies=settings.effective_public_base_url.startswith("https://"),
     )
     setup_photo_routes(app, links=links, store=build_store(settings), session_user=current_user_id)
+    setup_gallery(app)
     return app

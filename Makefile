@@ -22,3 +22,4 @@ lint: bootstrap
 
 bench: bootstrap
 	$(UV) run python -m bench.postprocess
+	$(UV) run python -m bench.photo_job

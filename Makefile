@@ -20,6 +20,6 @@ lint: bootstrap
 	$(UV) run ruff check .
 	$(UV) run mypy
 
-bench: bootstrap
+bench: bootstrap services
 	$(UV) run python -m bench.postprocess
 	$(UV) run python -m bench.photo_job

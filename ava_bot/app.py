@@ -22,6 +22,7 @@ from core.ports import Entitlements, LLMProvider
 from imaging.providers.base import ImageProvider
 from portal.auth import current_user_id
 from portal.gallery import setup_gallery
+from portal.legal import setup_legal
 from portal.photos import setup_photo_routes
 from portal.setup import setup_portal
 
@@ -87,4 +88,5 @@ async def create_app(
     )
     setup_photo_routes(app, links=links, store=build_store(settings), session_user=current_user_id)
     setup_gallery(app)
+    setup_legal(app)
     return app

@@ -16,8 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from ava_bot.app import create_app
+from ava_bot.keys import SERVICES
 from ava_bot.redis import FakeArqRedis
 from ava_bot.settings import Settings
+from tests.support import eventually
 
 
 def free_port() -> int:
@@ -80,6 +82,23 @@ async def test_in_process_worker_runs_jobs_on_fakeredis(client_for, make_setting
     assert await job.result(timeout=10, poll_delay=0.05) == "pong"
 
 
+async def test_in_process_worker_runs_chat_turns_on_fakeredis(client_for, make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Dev mode (fakeredis: Lua for the per-user lock included) stores, queues and answers a chat message."""
+    from core.inbox import Inbox
+    from core.messages import ChatRef, InboundMessage
+    from core.models import Direction, Message, MessageStatus
+
+    fake = FakeArqRedis()
+    client = await client_for(make_settings(), fake, run_worker=True)
+    inbox: Inbox = client.app[SERVICES].inbox
+    stored = await inbox.receive(InboundMessage(ChatRef("web", "dev-1"), "d1", "hello"))
+
+    async def answered() -> bool:
+        return await Message.exists(user_id=stored.user_id, direction=Direction.OUTBOUND, status=MessageStatus.SENT)
+
+    await eventually(answered, what="the onboarding reply in dev mode")
+
+
 async def test_dev_command_serves_health_from_a_fresh_directory(tmp_path: Path) -> None:
     """`ava-bot dev` in an empty directory migrates SQLite, prints its URL and serves /health."""
     port = free_port()
@@ -115,3 +134,10 @@ def test_certs_dev_command_writes_certificates_once(tmp_path: Path) -> None:
     assert (target / "signer.key").stat().st_mode & 0o777 == 0o600
     second = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert second.returncode == 1 and "--force" in second.stderr
+
+
+async def test_terms_page_is_served(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
+    """The terms linked from the 18+ confirmation exist and say adults only."""
+    client = await client_for(make_settings(), redis)
+    response = await client.get("/terms")
+    assert response.status == 200 and "Adults only" in await response.text()

@@ -24,10 +24,23 @@ def normalise_db_url(url: str) -> str:
     return url
 
 
+#: PostgreSQL pool size. A chat turn holds one connection for its transaction (LLM call included), so the
+#: pool must cover the worker's concurrent jobs (max_jobs=20) plus web requests; Tortoise's default is 5.
+DEFAULT_POOL_SIZE = 30
+
+
+def with_pool_size(db_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> str:
+    """Add `maxsize` to a PostgreSQL URL that does not set it (SQLite URLs are returned unchanged)."""
+    url = normalise_db_url(db_url)
+    if not url.startswith("postgres://") or "maxsize=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}maxsize={pool_size}"
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     """The Tortoise config dict for `db_url`: one app `ava`, migrations in the top-level package."""
     return {
-        "connections": {"default": normalise_db_url(db_url)},
+        "connections": {"default": with_pool_size(db_url)},
         "apps": {
             "ava": {
                 "models": MODEL_MODULES,

@@ -119,3 +119,13 @@ async def test_channel_identity_is_unique_per_channel(db: str) -> None:
     await ChannelIdentity.create(user=user, channel="telegram", external_user_id="42")
     with pytest.raises(IntegrityError):
         await ChannelIdentity.create(user=await User.create(), channel="telegram", external_user_id="42")
+
+
+def test_postgres_urls_get_a_pool_big_enough_for_the_worker() -> None:
+    """PostgreSQL URLs get a pool sized for concurrent turns unless they set one; SQLite is untouched."""
+    from ava_bot.db import DEFAULT_POOL_SIZE, with_pool_size
+
+    assert with_pool_size("postgresql://u@h/db") == f"postgres://u@h/db?maxsize={DEFAULT_POOL_SIZE}"
+    assert with_pool_size("postgres://u@h/db?ssl=true") == f"postgres://u@h/db?ssl=true&maxsize={DEFAULT_POOL_SIZE}"
+    assert with_pool_size("postgres://u@h/db?maxsize=7") == "postgres://u@h/db?maxsize=7"
+    assert with_pool_size("sqlite://./data/ava.sqlite3") == "sqlite://./data/ava.sqlite3"

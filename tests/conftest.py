@@ -8,6 +8,8 @@ URLs come from AVA_TEST_DATABASE_URL / AVA_TEST_REDIS_URL (defaults: the local s
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -125,3 +127,16 @@ def make_settings(tmp_path: Path, dev_certs: DevCertificates) -> Iterator[Any]:
 
 def _setting_env_names() -> set[str]:
     return {name.upper() for name in Settings.model_fields}
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file (in a directory that does not exist yet) migrated by the real `ava-bot migrate` command."""
+    path = tmp_path_factory.mktemp("sqlite") / "sub" / "ava.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "AVA_ENV"}}
+    env["DATABASE_URL"] = f"sqlite://{path}"
+    done = subprocess.run(
+        [sys.executable, "-m", "ava_bot.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return path

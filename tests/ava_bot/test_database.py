@@ -23,19 +23,6 @@ AVATAR_19 = (
 )
 
 
-@pytest.fixture(scope="module")
-def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated by the real `ava-bot migrate` command in a fresh process."""
-    path = tmp_path_factory.mktemp("sqlite") / "sub" / "ava.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "AVA_ENV"}}
-    env["DATABASE_URL"] = f"sqlite://{path}"
-    done = subprocess.run(
-        [sys.executable, "-m", "ava_bot.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return path
-
-
 def test_sqlite_migrations_create_core_tables(sqlite_db: Path) -> None:
     """`ava-bot migrate` creates every core table on SQLite (directory included)."""
     with sqlite3.connect(sqlite_db) as conn:

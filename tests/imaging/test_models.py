@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -107,19 +104,6 @@ async def test_postgres_defaults_come_from_the_database(db: str) -> None:
         await conn.close()
     assert (row["status"], row["attempts"], letter["attempts"]) == ("queued", 0, 0)
     assert await DeadLetter.all().count() == 1
-
-
-@pytest.fixture(scope="module")
-def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated by the real `ava-bot migrate` command in a fresh process."""
-    path = tmp_path_factory.mktemp("sqlite-audit") / "ava.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "AVA_ENV"}}
-    env["DATABASE_URL"] = f"sqlite://{path}"
-    done = subprocess.run(
-        [sys.executable, "-m", "ava_bot.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return path
 
 
 def test_sqlite_triggers_reject_update_and_delete(sqlite_db: Path) -> None:

@@ -172,3 +172,27 @@ async def test_sweeper_recovers_messages_when_redis_lost_the_queue(services: Ser
         assert await sweep_turns({"services": services, "turn_stuck_after": timedelta(0)}) == 1
         await eventually(lambda: _has_reply(user), what="the recovered reply")
     assert (await Message.get(user=user, direction=Direction.INBOUND)).status == MessageStatus.DONE
+
+
+async def test_history_is_bounded_by_count_and_characters(db: str) -> None:
+    """History sent to the model keeps only the latest messages within the count and character budgets."""
+    from core.chat import load_history
+
+    user = await ready_user("hist")
+    for i in range(60):
+        direction = Direction.INBOUND if i % 2 == 0 else Direction.OUTBOUND
+        await Message.create(
+            user=user,
+            direction=direction,
+            channel="web",
+            chat_id="hist",
+            text=f"m{i:02d}-" + "x" * 96,
+            in_history=True,
+            status=MessageStatus.DONE,
+        )
+    by_count = await load_history(user.id, limit=10, budget=100_000)
+    assert [m.content[:3] for m in by_count] == [f"m{i:02d}" for i in range(50, 60)]
+    assert by_count[0].role == "user"
+    by_chars = await load_history(user.id, limit=40, budget=1_000)
+    assert sum(len(m.content) for m in by_chars) <= 1_000 and by_chars[-1].content.startswith("m59")
+    assert by_chars[0].role == "user"

@@ -1,7 +1,8 @@
 """The conversation engine: onboarding (18+) -> avatar setup -> paywall -> chat turn, channel-agnostic.
 
 `handle` runs inside the turn runner's transaction with the user row locked; it mutates the user's state
-and returns an `Outcome` (replies, photos to dispatch after commit, what enters LLM history).
+in memory (the runner saves the user once, in the same transaction) and returns an `Outcome`
+(replies, photos to dispatch after commit, what enters LLM history). `photo_event` works the same way.
 """
 
 from __future__ import annotations
@@ -93,7 +94,6 @@ class ConversationEngine:
         avatar = await current_avatar(user)
         if avatar is None:  # defensive: DONE always has an approved avatar
             user.setup_step = SetupStep.GENDER
-            await user.save()
             return Outcome([question(SetupStep.GENDER)])
         return await self._chat.run(user, avatar, text or (msg.choice or ""), message_id=message_id)
 
@@ -156,7 +156,6 @@ class ConversationEngine:
             case "cancel":
                 if user.editing_avatar and user.setup_step != SetupStep.DONE:
                     user.editing_avatar, user.setup_step, user.setup_draft = False, SetupStep.DONE, {}
-                    await user.save()
                     return Outcome([TextReply("Okay, I'll stay just as I am 😊")])
                 return Outcome([TextReply("Nothing to cancel.")])
         return Outcome([TextReply("I don't know that command. " + HELP)])
@@ -165,7 +164,6 @@ class ConversationEngine:
         if value not in (Mode.SECRETARY, Mode.INTIMATE):
             return Outcome([TextReply("Modes are: secretary, intimate.")])
         user.mode = Mode(value)
-        await user.save()
         if user.mode == Mode.INTIMATE:
             return Outcome([TextReply("Intimate mode 😘 It's just you and me now.")])
         return Outcome([TextReply("Secretary mode. How can I help you today?")])
@@ -218,7 +216,6 @@ class ConversationEngine:
         user.editing_avatar = True
         user.setup_step = SetupStep.GENDER
         user.setup_draft = {s.value: getattr(avatar, s.value) for s in QUESTION_STEPS}
-        await user.save()
         return Outcome(
             [
                 TextReply("Let's give me a new look! Keep any answer with its button, or send /cancel to stop."),
@@ -251,7 +248,6 @@ class ConversationEngine:
         following = next_step(step)
         if following != SetupStep.REFERENCE_PENDING:
             user.setup_step = following
-            await user.save()
             return Outcome([question(following, current=self._default(user, following))])
         spec = AvatarSpec.from_draft(draft, self._safety)
         avatar = await Avatar.create(user=user, **{k: getattr(spec, k) for k in spec.__slots__})
@@ -266,7 +262,6 @@ class ConversationEngine:
             user_id=user.id, avatar_id=avatar_id, kind="reference", scene=None, source_key=f"ref:{message_id}"
         )
         user.setup_step = SetupStep.REFERENCE_PENDING
-        await user.save()
         return Outcome(
             [TextReply(f"{intro} Give me a moment, I'm taking my first photo so you can see me 📸")],
             photo_ids=[photo_id],
@@ -326,7 +321,6 @@ class ConversationEngine:
         await avatar.save()
         was_editing = user.editing_avatar
         user.setup_step, user.setup_draft, user.editing_avatar = SetupStep.DONE, {}, False
-        await user.save()
         if was_editing:
             return Outcome([TextReply(f"New look saved ✨ It's still me, {avatar.name}.")])
         replies: list[Reply] = [
@@ -363,7 +357,6 @@ class ConversationEngine:
         if event.status == "ready":
             draft["photo_id"] = event.photo_id
             user.setup_draft = draft
-            await user.save()
             url = self._links.photo_url(user.id, event.photo_id)
             return Outcome(
                 [
@@ -374,7 +367,6 @@ class ConversationEngine:
         if event.status == "blocked":
             user.setup_step = SetupStep.APPEARANCE
             user.setup_draft = {k: v for k, v in draft.items() if k not in ("appearance", "avatar_id", "photo_id")}
-            await user.save()
             return Outcome(
                 [
                     TextReply(
@@ -386,7 +378,6 @@ class ConversationEngine:
             )
         draft.pop("photo_id", None)
         user.setup_draft = draft
-        await user.save()
         return Outcome(
             [
                 ChoicesReply(

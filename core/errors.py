@@ -33,9 +33,19 @@ class LLMUnavailable(AvaError):
 
 
 class DeliveryError(AvaError):
-    """A channel refused or failed to deliver a reply."""
+    """A channel refused or failed to deliver a reply.
+
+    `permanent`: no retry can work (the user blocked the bot, the chat is gone, the recipient is not reachable):
+    the outbound row fails and the identity is marked unreachable. Otherwise the send is retried later, after
+    `retry_after` seconds when the platform said how long to wait (flood control), else with backoff.
+    """
 
     http_status = 502
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Busy(AvaError):

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from core.messages import ChatRef, Reply
 
@@ -84,12 +85,83 @@ class Entitlements(Protocol):
         ...
 
 
-@runtime_checkable
-class Outbox(Protocol):
-    """Sends replies through the user's channel."""
+#: What a channel may show while Ava works: typing (a turn waits for the LLM), or a photo being made.
+ActivityKind = Literal["typing", "upload_photo"]
 
-    async def send(self, ref: ChatRef, reply: Reply) -> None:
-        """Deliver one reply; raise `core.errors.DeliveryError` when the platform refuses."""
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104 - a host name, not a bind
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCapabilities:
+    """What a platform can show in one message; the core renderer (`core.render`) shapes replies from it alone.
+
+    Counts are per message; lengths are in characters. `0` buttons / list rows means the platform has none.
+    """
+
+    #: Longest plain text message.
+    max_text_chars: int
+    #: Longest text that accompanies buttons, a list or a URL button (WhatsApp's interactive body: 1024).
+    max_body_chars: int
+    #: Reply buttons per message (0: no buttons; choices become a numbered list in the text).
+    max_buttons: int = 0
+    #: Longest button label.
+    max_button_label_chars: int = 64
+    #: Rows of a list message (0: no list messages).
+    list_rows: int = 0
+    #: Longest list row title.
+    list_row_title_chars: int = 24
+    #: Longest label of the button that opens a list.
+    list_button_label_chars: int = 20
+    #: Whether a message can carry a button that opens a URL.
+    url_buttons: bool = False
+    #: Longest URL button label.
+    url_button_label_chars: int = 64
+    #: URL buttons accept only https: URLs.
+    url_button_https_only: bool = True
+    #: URL buttons may point at localhost / loopback addresses (Telegram refuses them).
+    url_button_local_hosts: bool = False
+    #: Whether a finished photo can be shown inline (never on WhatsApp: PLAT-03).
+    inline_images: bool = False
+    #: Longest button data in bytes (Telegram's callback data: 64), None when unbounded.
+    max_choice_data_bytes: int | None = None
+
+    def accepts_url_button(self, url: str) -> bool:
+        """Whether the platform will take a URL button to `url` (else the link goes in the text)."""
+        if not self.url_buttons:
+            return False
+        parts = urlsplit(url)
+        if parts.scheme not in (("https",) if self.url_button_https_only else ("https", "http")):
+            return False
+        host = (parts.hostname or "").lower()
+        if not host:
+            return False
+        return self.url_button_local_hosts or (host not in _LOCAL_HOSTS and not host.endswith(".localhost"))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A sent message: the platform's message id (stored on the outbound row), None where there is none."""
+
+    platform_message_id: str | None = None
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A chat platform adapter (Telegram, WhatsApp, web) as the core sees it."""
+
+    name: str
+    capabilities: ChannelCapabilities
+
+    async def send(self, ref: ChatRef, reply: Reply) -> Delivery:
+        """Deliver one reply (rendered with `core.render.render` for `capabilities`).
+
+        Raise `core.errors.DeliveryError`: `permanent=True` when no retry can work (blocked, chat gone,
+        recipient unreachable), else transient with `retry_after` seconds when the platform said so.
+        """
+        ...
+
+    async def show_activity(self, ref: ChatRef, kind: ActivityKind) -> None:
+        """Show typing / uploading a photo for a few seconds; a no-op where the platform has none."""
         ...
 
 

@@ -13,14 +13,16 @@ from arq.connections import ArqRedis
 from ava_bot import health
 from ava_bot.http import error_middleware
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
-from ava_bot.photos import build_store, open_photo_pipeline
-from ava_bot.services import open_resources
 from ava_bot.settings import Settings
-from ava_bot.wiring import build_links, build_services
+from ava_bot.wiring import build_links, build_services, build_store, open_photo_pipeline, open_resources
 from ava_bot.worker import create_worker
+from channels.web import WebChannel, setup_web_chat
 from core.ports import Entitlements, LLMProvider
+from imaging.library import StoredPhotoLibrary
 from imaging.providers.base import ImageProvider
 from portal.auth import current_user_id
+from portal.chat import message_event, signed_in_user
+from portal.csrf import require_csrf
 from portal.gallery import setup_gallery
 from portal.legal import setup_legal
 from portal.photos import setup_photo_routes
@@ -82,11 +84,19 @@ async def create_app(
         app,
         secret_key=settings.effective_secret_key,
         links=links,
-        inbox=lambda: app[SERVICES].inbox,
-        redis=lambda: app[REDIS],
+        web_channel=WebChannel.name,
         secure_cookies=settings.effective_public_base_url.startswith("https://"),
     )
-    setup_photo_routes(app, links=links, store=build_store(settings), session_user=current_user_id)
-    setup_gallery(app)
+    setup_web_chat(
+        app,
+        inbox=lambda: app[SERVICES].inbox,
+        redis=lambda: app[REDIS],
+        session_user=signed_in_user,
+        require_csrf=require_csrf,
+        message_view=message_event,
+    )
+    library = StoredPhotoLibrary(build_store(settings))
+    setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
+    setup_gallery(app, library=library)
     setup_legal(app)
     return app

@@ -15,10 +15,8 @@ from aiohttp import web
 from ava_bot.app import create_app
 from ava_bot.db import run_migrations
 from ava_bot.observability import init_sentry, setup_logging
-from ava_bot.photos import open_photo_pipeline
-from ava_bot.services import open_resources
 from ava_bot.settings import Settings, load_settings
-from ava_bot.wiring import build_services
+from ava_bot.wiring import build_services, open_photo_pipeline, open_resources
 from ava_bot.worker import create_worker
 from core.errors import ConfigError
 from imaging.certs import create_dev_certificates

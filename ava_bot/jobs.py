@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from arq import Retry
+from tortoise.expressions import Q
 
-from ava_bot.queueing import turn_job_id
 from ava_bot.wiring import Services
-from core.errors import Busy, DeliveryError
-from core.models import Message, MessageStatus
+from core.models import Direction, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
 
-#: Pending rows older than this are considered lost by Redis and re-enqueued by the sweeper.
+#: Pending rows older than this are considered lost by Redis and their users scheduled again by the sweeper.
 STUCK_AFTER = timedelta(seconds=30)
-DELIVERY_TRIES = 5
+SWEEP_BATCH = 500
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -25,32 +23,31 @@ async def ping(ctx: dict[str, Any]) -> str:
     return "pong"
 
 
-async def run_turn(ctx: dict[str, Any], user_id: int, message_id: int) -> int:
-    """Drain the user's pending messages in order (the message that triggered the job included)."""
+async def run_turn(ctx: dict[str, Any], user_id: int, token: str) -> str:
+    """One slice of the user's drain (deliveries and turns, in order) if `token` holds the user's slot."""
     services: Services = ctx["services"]
-    try:
-        return await services.runner.drain(user_id)
-    except Busy:
-        raise Retry(defer=1) from None
-    except DeliveryError as exc:
-        if ctx["job_try"] < DELIVERY_TRIES:
-            logger.warning("delivery failed for user %s (try %s): %s", user_id, ctx["job_try"], exc)
-            raise Retry(defer=2 ** ctx["job_try"]) from exc
-        raise
+    return await services.runner.run_drain_job(user_id, str(token))
 
 
 async def sweep_turns(ctx: dict[str, Any]) -> int:
-    """Re-enqueue messages left pending (e.g. after Redis lost its queue); returns how many."""
+    """Schedule users whose work was left behind (Redis lost a job, a worker died); returns how many."""
     services: Services = ctx["services"]
-    cutoff = datetime.now(UTC) - ctx.get("turn_stuck_after", STUCK_AFTER)
-    rows = await Message.filter(status=MessageStatus.PENDING, created_at__lt=cutoff).order_by("id").limit(500)
-    seen: set[int] = set()
-    for row in rows:
-        user_id = row.user_id  # type: ignore[attr-defined]
-        if user_id in seen:
-            continue
-        seen.add(user_id)
-        await services.redis.enqueue_job("run_turn", user_id, row.id, _job_id=turn_job_id(row.id))
-    if seen:
-        logger.info("sweeper re-enqueued turns of %d users", len(seen))
-    return len(seen)
+    now = datetime.now(UTC)
+    cutoff = now - ctx.get("turn_stuck_after", STUCK_AFTER)
+    stuck_inbound = Q(direction=Direction.INBOUND, created_at__lt=cutoff)
+    stuck_outbound = Q(direction=Direction.OUTBOUND) & (
+        Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=now - STUCK_AFTER)
+    )
+    user_ids = (
+        await Message.filter(Q(status=MessageStatus.PENDING) & (stuck_inbound | stuck_outbound))
+        .distinct()
+        .limit(SWEEP_BATCH)
+        .values_list("user_id", flat=True)
+    )
+    scheduled = 0
+    for user_id in cast(list[int], user_ids):
+        if await services.queue.schedule(user_id):
+            scheduled += 1
+    if scheduled:
+        logger.warning("sweeper scheduled the work of %d users again", scheduled)
+    return scheduled

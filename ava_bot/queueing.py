@@ -1,52 +1,101 @@
-"""Redis-backed implementations of core ports: the turn queue (arq) and the per-user lock (redis-py Lock)."""
+"""`core.ports.TurnQueue` on Redis + arq: one drain slot per user, drain jobs, fair hand-over.
+
+The slot is a Redis key `ava:drain:{user}` holding the token of the drain job that works for the user, with a
+lease (`ttl`) the job extends while it works; a worker killed mid-job frees it when the lease runs out and the
+sweeper schedules again. Each drain job has its own id `drain:{user}:{token}`, so a continuation can always be
+enqueued; the slot, not arq's job-id dedupe, guarantees one drain per user at a time.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import uuid
 
 from arq.connections import ArqRedis
-from redis.exceptions import LockError
 
-from core.errors import Busy
+DRAIN_JOB = "run_turn"
 
-TURN_JOB = "run_turn"
+#: Take the slot when free, or refresh it when `token` already holds it. Returns 1 when `token` holds it.
+_ADOPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+#: Replace `token` by a successor token (hand-over to a continuation). Returns 1 on success.
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_KEEP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
-def turn_job_id(message_id: int) -> str:
-    """One job per inbound message (a re-enqueue of a finished one is allowed: keep_result=0)."""
-    return f"turn:{message_id}"
+def slot_key(user_id: int) -> str:
+    """The Redis key of the user's drain slot."""
+    return f"ava:drain:{user_id}"
 
 
-class ArqTurnQueue:
-    """`core.ports.TurnQueue` on arq."""
+def drain_job_id(user_id: int, token: str) -> str:
+    """The arq job id of one drain job."""
+    return f"drain:{user_id}:{token}"
 
-    def __init__(self, redis: ArqRedis) -> None:
+
+class DrainQueue:
+    """`core.ports.TurnQueue`: per-user drain slots in Redis, drain jobs on arq."""
+
+    def __init__(self, redis: ArqRedis, *, ttl: float = 180.0) -> None:
         self._redis = redis
+        self._ttl_ms = int(ttl * 1000)
+        self._adopt = redis.register_script(_ADOPT)
+        self._swap = redis.register_script(_SWAP)
+        self._keep = redis.register_script(_KEEP)
+        self._release = redis.register_script(_RELEASE)
 
-    async def enqueue_turn(self, user_id: int, message_id: int) -> None:
-        """Enqueue the drain of the user's pending messages (deduplicated per message)."""
-        await self._redis.enqueue_job(TURN_JOB, user_id, message_id, _job_id=turn_job_id(message_id))
+    async def schedule(self, user_id: int) -> bool:
+        """Claim the free slot and enqueue a drain job; False when a drain holds the slot already."""
+        token = uuid.uuid4().hex
+        if not await self._redis.set(slot_key(user_id), token, nx=True, px=self._ttl_ms):
+            return False
+        await self._enqueue(user_id, token, defer=0.0)
+        return True
 
+    async def adopt(self, user_id: int, token: str) -> bool:
+        """True when `token` holds the slot, or the slot was free (e.g. Redis lost it) and is now `token`'s."""
+        return bool(await self._adopt(keys=[slot_key(user_id)], args=[token, self._ttl_ms]))
 
-class RedisUserLock:
-    """`core.ports.UserLock`: a redis-py `Lock` per user, so turns of one user never overlap across workers."""
+    async def keep(self, user_id: int, token: str) -> None:
+        """Extend the lease of `token`'s slot."""
+        await self._keep(keys=[slot_key(user_id)], args=[token, self._ttl_ms])
 
-    def __init__(self, redis: ArqRedis, *, ttl: float = 180.0, wait: float = 60.0) -> None:
-        self._redis = redis
-        self._ttl = ttl
-        self._wait = wait
+    async def hand_over(self, user_id: int, token: str, *, defer: float = 0.0) -> None:
+        """Pass the slot to a continuation job enqueued now (runs after `defer` s, behind queued jobs)."""
+        successor = uuid.uuid4().hex
+        lease = self._ttl_ms + int(defer * 1000)
+        if await self._swap(keys=[slot_key(user_id)], args=[token, successor, lease]):
+            await self._enqueue(user_id, successor, defer=defer)
+        else:  # the lease ran out and someone else holds the slot now: they drain
+            await self.schedule(user_id)
 
-    @asynccontextmanager
-    async def hold(self, user_id: int) -> AsyncIterator[None]:
-        """Hold the user's lock for the block; `Busy` when it cannot be had within `wait` seconds."""
-        lock = self._redis.lock(f"ava:user-lock:{user_id}", timeout=self._ttl, blocking_timeout=self._wait)
-        if not await lock.acquire():
-            raise Busy(f"user {user_id} is busy")
-        try:
-            yield
-        finally:
-            # LockError: it expired while held; the DB row lock still kept the turn safe.
-            with contextlib.suppress(LockError):
-                await lock.release()
+    async def release(self, user_id: int, token: str) -> None:
+        """Free the slot if `token` still holds it."""
+        await self._release(keys=[slot_key(user_id)], args=[token])
+
+    async def _enqueue(self, user_id: int, token: str, *, defer: float) -> None:
+        await self._redis.enqueue_job(
+            DRAIN_JOB, user_id, token, _job_id=drain_job_id(user_id, token), _defer_by=defer if defer > 0 else None
+        )

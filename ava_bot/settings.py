@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ava_bot.errors import MissingSettingsError
 from core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -21,18 +22,6 @@ logger = logging.getLogger(__name__)
 #: Used only in development when SECRET_KEY is unset; production refuses to start without a real one.
 DEV_SECRET_KEY = "ava-development-only-insecure-secret-key"  # noqa: S105 - documented dev fallback
 DEV_DATABASE_URL = "sqlite://./data/ava.sqlite3"
-
-
-class MissingSettingsError(ConfigError):
-    """Production start-up without required settings; names every missing key at once."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        super().__init__(
-            "Ava cannot start in production: missing required settings: "
-            + ", ".join(missing)
-            + ". Set them in the environment or .env (see .env.example)."
-        )
 
 
 class Settings(BaseSettings):
@@ -87,6 +76,10 @@ class Settings(BaseSettings):
     setup_free_regenerations: int = Field(default=3, ge=0)
     photo_max_attempts: int = Field(default=3, ge=1)
     photo_backoff_seconds: float = Field(default=2.0, gt=0)
+    turn_max_attempts: int = Field(default=3, ge=1)
+    turn_backoff_seconds: float = Field(default=2.0, gt=0)
+    delivery_max_attempts: int = Field(default=8, ge=1)
+    delivery_backoff_seconds: float = Field(default=2.0, gt=0)
 
     @property
     def is_production(self) -> bool:

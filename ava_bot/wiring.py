@@ -1,32 +1,94 @@
-"""Builders shared by the web app and the worker: every concrete implementation is chosen here, once.
+"""The composition root's one builder module: every concrete implementation is chosen here, once.
 
-Development without API keys gets clearly named offline implementations (demo LLM, placeholder images,
-allow-all entitlements); production refuses to build those.
+`create_app` (aiohttp `cleanup_ctx`) and the worker (arq `ctx`) open the same resources and build the same
+services through these functions, so web and worker are always wired identically. Development without API
+keys gets clearly named offline implementations (demo LLM, placeholder images, allow-all entitlements);
+production refuses to build those.
+
+The photo path in one walk: the engine records a `Photo` through `imaging.service.PhotoService` (the core's
+`PhotoRequests` port) -> the worker's `generate_photo` job runs `imaging.pipeline.PhotoPipeline` -> the
+pipeline's terminal transition calls `TurnRunner.record_photo_event` in its transaction (the notice rows) ->
+`DrainQueue.schedule` kicks the user's ordered delivery -> the channel sends a signed portal link ->
+`portal.photos` serves the bytes to their owner through `imaging.library`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 from arq.connections import ArqRedis
 
-from ava_bot.outbox import ChannelOutbox
-from ava_bot.queueing import ArqTurnQueue, RedisUserLock
+from ava_bot.db import close_db, init_db
+from ava_bot.queueing import DrainQueue
+from ava_bot.redis import create_redis
 from ava_bot.settings import Settings
 from billing.entitlements import DevelopmentEntitlements
 from channels.web import WebChannel
+from core.delivery import Deliverer, DeliveryConfig
 from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
 from core.inbox import Inbox
 from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
-from core.ports import Entitlements, LLMProvider
-from core.turns import TurnRunner
+from core.ports import Channel, Entitlements, LLMProvider
+from core.turns import RunnerConfig, TurnRunner
+from imaging.certs import create_dev_certificates
+from imaging.pipeline import PhotoPipeline
+from imaging.provenance import ProvenanceSigner
+from imaging.providers.base import ImageProvider
+from imaging.providers.factory import ProviderConfig, create_image_provider
 from imaging.safety import check_prompt
 from imaging.service import PhotoService
+from imaging.storage import LocalPhotoStore
 from portal.links import PortalLinks
 
 logger = logging.getLogger(__name__)
+
+DEV_CERTS_DIR = Path("data/certs")
+
+
+# -- resources ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Long-lived clients of one process."""
+
+    settings: Settings
+    redis: ArqRedis
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings,
+    *,
+    redis: ArqRedis | None = None,
+    own_database: bool = True,
+    allow_fake_redis: bool = False,
+) -> AsyncIterator[Resources]:
+    """Open the ORM and Redis for one process and close what it opened on exit.
+
+    `redis` injects an existing client (shared by web and worker in `dev`, or by tests); `own_database=False`
+    leaves the ORM to the caller (the test harness initialises it once per session).
+    """
+    if own_database:
+        await init_db(settings.effective_database_url)
+    owned_redis = redis is None
+    client = redis if redis is not None else await create_redis(settings, allow_fake=allow_fake_redis)
+    try:
+        yield Resources(settings=settings, redis=client)
+    finally:
+        if owned_redis:
+            await client.aclose()
+        if own_database:
+            await close_db()
+
+
+# -- conversation -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +101,10 @@ class Services:
     inbox: Inbox
     engine: ConversationEngine
     runner: TurnRunner
+    queue: DrainQueue
     photos: PhotoService
     llm: LLMProvider
+    channels: dict[str, Channel]
 
 
 def build_llm(settings: Settings) -> LLMProvider:
@@ -69,14 +133,20 @@ def build_links(settings: Settings) -> PortalLinks:
     return PortalLinks(settings.effective_secret_key, settings.effective_public_base_url)
 
 
+def build_channels(settings: Settings, redis: ArqRedis) -> list[Channel]:
+    """The channel adapters this deployment sends through."""
+    return [WebChannel(redis)]
+
+
 def build_services(
     settings: Settings,
     redis: ArqRedis,
     *,
     llm: LLMProvider | None = None,
     entitlements: Entitlements | None = None,
+    channels: list[Channel] | None = None,
 ) -> Services:
-    """Wire the conversation core with its adapters. `llm`/`entitlements` override the configured ones."""
+    """Wire the conversation core with its adapters. `llm` / `entitlements` / `channels` override (tests)."""
     links = build_links(settings)
     photos = PhotoService(redis)
     model = llm or build_llm(settings)
@@ -91,15 +161,90 @@ def build_services(
             terms_url=f"{settings.effective_public_base_url}/terms",
         ),
     )
-    outbox = ChannelOutbox([WebChannel(redis)])
-    runner = TurnRunner(engine=engine, outbox=outbox, lock=RedisUserLock(redis), photos=photos)
+    adapters = {channel.name: channel for channel in (channels or build_channels(settings, redis))}
+    queue = DrainQueue(redis)
+    deliverer = Deliverer(
+        adapters,
+        DeliveryConfig(max_attempts=settings.delivery_max_attempts, backoff_seconds=settings.delivery_backoff_seconds),
+    )
+    runner = TurnRunner(
+        engine=engine,
+        deliverer=deliverer,
+        queue=queue,
+        photos=photos,
+        config=RunnerConfig(
+            max_turn_attempts=settings.turn_max_attempts, turn_backoff_seconds=settings.turn_backoff_seconds
+        ),
+    )
     return Services(
         settings=settings,
         redis=redis,
         links=links,
-        inbox=Inbox(ArqTurnQueue(redis)),
+        inbox=Inbox(queue),
         engine=engine,
         runner=runner,
+        queue=queue,
         photos=photos,
         llm=model,
+        channels=adapters,
     )
+
+
+# -- photos -----------------------------------------------------------------------------------------------------
+
+
+def build_store(settings: Settings) -> LocalPhotoStore:
+    """Photo storage under MEDIA_DIR (a volume shared by web and worker in compose)."""
+    return LocalPhotoStore(settings.media_dir / "photos")
+
+
+def build_provider(settings: Settings) -> ImageProvider:
+    """The configured image provider (placeholder only in development)."""
+    token = settings.replicate_api_token.get_secret_value() if settings.replicate_api_token else None
+    return create_image_provider(
+        ProviderConfig(
+            kind=settings.image_provider,
+            environment=settings.ava_env,
+            replicate_api_token=token,
+            replicate_base_url=settings.replicate_base_url,
+            replicate_reference_model=settings.replicate_reference_model,
+            replicate_edit_model=settings.replicate_edit_model,
+        )
+    )
+
+
+def build_signer(settings: Settings) -> ProvenanceSigner:
+    """The C2PA signer from C2PA_CERT_CHAIN / C2PA_PRIVATE_KEY; development creates local dev certificates."""
+    if settings.c2pa_cert_chain and settings.c2pa_private_key:
+        return ProvenanceSigner.from_files(settings.c2pa_cert_chain, settings.c2pa_private_key)
+    if settings.is_production:
+        raise ConfigError("C2PA_CERT_CHAIN and C2PA_PRIVATE_KEY are required in production")
+    chain, key = DEV_CERTS_DIR / "chain.pem", DEV_CERTS_DIR / "signer.key"
+    if not (chain.exists() and key.exists()):
+        create_dev_certificates(DEV_CERTS_DIR, force=True)
+        logger.warning("development fallback: created C2PA development certificates in %s", DEV_CERTS_DIR)
+    return ProvenanceSigner.from_files(chain, key)
+
+
+@asynccontextmanager
+async def open_photo_pipeline(
+    settings: Settings, services: Services, *, provider: ImageProvider | None = None
+) -> AsyncIterator[PhotoPipeline]:
+    """The photo pipeline of a worker process, with its HTTP client closed on exit."""
+    chosen = provider or build_provider(settings)
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        yield PhotoPipeline(
+            provider=chosen,
+            store=build_store(settings),
+            signer=build_signer(settings),
+            http=http,
+            watermark_text=settings.watermark_text,
+            on_finished=services.runner.record_photo_event,
+            after_finished=services.queue.schedule,
+            activity=services.runner.photo_activity,
+            max_attempts=settings.photo_max_attempts,
+            backoff_seconds=settings.photo_backoff_seconds,
+        )
+        close = getattr(chosen, "aclose", None)
+        if close is not None:
+            await close()

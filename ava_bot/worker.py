@@ -6,13 +6,12 @@ import logging
 from typing import Any
 
 from arq.cron import cron
-from arq.utils import poll
 from arq.worker import Function, Worker, func
 
 from ava_bot import jobs
-from ava_bot.services import Resources
+from ava_bot.queueing import DRAIN_JOB
 from ava_bot.settings import Settings
-from ava_bot.wiring import Services
+from ava_bot.wiring import Resources, Services
 from imaging.jobs import photo_cron_jobs, photo_functions
 from imaging.pipeline import PhotoPipeline
 
@@ -23,8 +22,8 @@ def job_functions() -> list[Function]:
     """Every job the worker runs."""
     return [
         func(jobs.ping, name="ping"),
-        # keep_result=0: the job id `turn:{message}` must be reusable by the sweeper once a run finished.
-        func(jobs.run_turn, name="run_turn", keep_result=0, max_tries=10),
+        # A drain job never asks arq for a retry: failed turns and sends are retried by continuation jobs.
+        func(jobs.run_turn, name=DRAIN_JOB, keep_result=0, max_tries=3),
         *photo_functions(),
     ]
 
@@ -55,21 +54,6 @@ def worker_settings(
     }
 
 
-class InProcessWorker(Worker):
-    """A worker that runs inside another process's loop (dev mode, tests), on any `ArqRedis` incl. fakeredis.
-
-    Identical to arq's `Worker.main` except that it skips `log_redis_info`, which sends `INFO`: a command
-    fakeredis does not implement.
-    """
-
-    async def main(self) -> None:
-        self.ctx["redis"] = self.pool
-        if self.on_startup:
-            await self.on_startup(self.ctx)
-        async for _ in poll(self.poll_delay_s):
-            await self._poll_iteration()
-
-
 def create_worker(
     settings: Settings,
     resources: Resources,
@@ -81,6 +65,6 @@ def create_worker(
 ) -> Worker:
     """Build the arq worker; `in_process=True` for one sharing a loop with the web app (no signal handlers)."""
     options = worker_settings(settings, resources, services, pipeline) | overrides
-    if in_process:
-        return InProcessWorker(handle_signals=False, **options)
+    if in_process:  # run with `await worker.async_run()` inside the caller's loop; the caller handles signals
+        return Worker(handle_signals=False, **options)
     return Worker(**options)

@@ -1,11 +1,22 @@
-"""Telegram channel: platform limits now; the adapter (webhook route, parsing, sending) builds on them.
+"""Telegram channel: platform limits and the pure parsing of webhook updates; the adapter builds on them.
 
 Limits from python-telegram-bot 22.8 constants (LIBRARY-NOTES): text 4096 characters, callback data 1-64 bytes.
 Telegram refuses URL buttons to local hosts (and we only send https links as buttons).
+
+Idempotency keys (`InboundMessage.message_id`, stored unique per channel):
+
+- text: ``message:{chat_id}:{message_id}``. Telegram message ids are unique per chat only, so the chat is part
+  of the key. The `update_id` is NOT used: after a week without updates Telegram picks the next update id at
+  random, so an old stored update id can come back on a different message and would drop it as a "duplicate".
+- button press: ``callback:{callback_query.id}`` (callback query ids are unique per bot).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from core.messages import ChatRef, InboundMessage
 from core.ports import ChannelCapabilities
 
 TELEGRAM = "telegram"
@@ -25,3 +36,92 @@ TELEGRAM_CAPABILITIES = ChannelCapabilities(
     inline_images=False,
     max_choice_data_bytes=64,
 )
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _int(value: Any) -> int | None:
+    # bool is an int subclass; a JSON true is never an id.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _private_chat_id(message: Mapping[str, Any] | None) -> int | None:
+    """The chat id of `message` if it belongs to a private chat, else None."""
+    chat = _mapping(message.get("chat")) if message is not None else None
+    if chat is None or chat.get("type") != "private":
+        return None
+    return _int(chat.get("id"))
+
+
+def parse_update(payload: Mapping[str, Any]) -> InboundMessage | None:
+    """Turn a raw webhook update into an `InboundMessage`, or None for updates the turn pipeline ignores.
+
+    Handled: text messages (commands such as ``/start <payload>`` included) and inline-keyboard presses in
+    private chats. Ignored for now (None), which the adapter still acknowledges with 200 and later answers
+    politely where a user is waiting: groups, supergroups and channel posts, edited messages, messages without
+    text (stickers, photos even with a caption, voice, documents), `my_chat_member` (see `is_blocked_update`)
+    and every other update kind. Malformed updates are ignored too: a 500 would make Telegram redeliver forever.
+    """
+    update_id = _int(payload.get("update_id"))
+    if update_id is None:
+        return None
+    if (message := _mapping(payload.get("message"))) is not None:
+        return _parse_text_message(update_id, message)
+    if (query := _mapping(payload.get("callback_query"))) is not None:
+        return _parse_callback_query(update_id, query)
+    return None
+
+
+def _parse_text_message(update_id: int, message: Mapping[str, Any]) -> InboundMessage | None:
+    chat_id = _private_chat_id(message)
+    message_id = _int(message.get("message_id"))
+    text = message.get("text")
+    if chat_id is None or message_id is None or not isinstance(text, str) or not text:
+        return None
+    sender = _mapping(message.get("from")) or {}
+    return InboundMessage(
+        ref=ChatRef(TELEGRAM, str(chat_id)),
+        message_id=f"message:{chat_id}:{message_id}",
+        text=text,
+        raw={"update_id": update_id, "message_id": message_id, "language_code": sender.get("language_code")},
+    )
+
+
+def _parse_callback_query(update_id: int, query: Mapping[str, Any]) -> InboundMessage | None:
+    query_id = query.get("id")
+    data = query.get("data")  # absent for game buttons, which we never send
+    if not isinstance(query_id, str) or not query_id or not isinstance(data, str) or not data:
+        return None
+    message = _mapping(query.get("message"))
+    if message is not None:
+        chat_id = _private_chat_id(message)  # a keyboard in a group chat is not ours to answer
+        message_id = _int(message.get("message_id"))
+    else:
+        # Keyboards on inline-mode messages carry no message; answer the presser in their private chat.
+        chat_id = _int((_mapping(query.get("from")) or {}).get("id"))
+        message_id = None
+    if chat_id is None:
+        return None
+    return InboundMessage(
+        ref=ChatRef(TELEGRAM, str(chat_id)),
+        message_id=f"callback:{query_id}",
+        text=None,
+        choice=data,
+        # message_id: the keyboard message (to edit or clear it); callback_query_id: for answerCallbackQuery.
+        raw={"update_id": update_id, "message_id": message_id, "callback_query_id": query_id},
+    )
+
+
+def is_blocked_update(payload: Mapping[str, Any]) -> bool | None:
+    """For a private-chat `my_chat_member` update: True if the user blocked the bot, False if unblocked, else None."""
+    member_update = _mapping(payload.get("my_chat_member"))
+    if member_update is None or _private_chat_id(member_update) is None:
+        return None
+    status = (_mapping(member_update.get("new_chat_member")) or {}).get("status")
+    if status == "kicked":
+        return True
+    if status == "member":
+        return False
+    return None

@@ -1,20 +1,25 @@
 """A chat turn: persona prompt + bounded history + the user's message -> LLM -> reply (maybe a photo).
 
 History only ever holds plain user/assistant texts, so replaying it is always a valid request: a
-`send_photo` call is recorded as the assistant's in-character line with a note of the scene, never as
-a dangling `tool_calls` message.
+`send_photo` call is recorded as the assistant's in-character line, never as a dangling `tool_calls`
+message. No internal note is ever stored as something Ava said (the user would see it, and the model would
+learn to write it); bracketed notes the model invents anyway are removed from its answer.
+
+The LLM call runs with no database transaction or connection held. When the model stays unavailable after
+its client's own retries, `LLMUnavailable` propagates: the turn runner counts the attempt, retries, and after
+the last one dead-letters the message and tells the user.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
-from core.errors import LLMUnavailable
-from core.messages import TextReply
+from core.messages import ChatRef, TextReply
 from core.models import Avatar, Message, Mode, User
 from core.outcome import Outcome
-from core.persona import SEND_PHOTO_TOOL, build_system_prompt, llm_unavailable_line, photo_line
+from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_line
 from core.ports import ChatMessage, LLMProvider, PhotoRequests, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -23,6 +28,16 @@ logger = logging.getLogger(__name__)
 HISTORY_MESSAGES = 40
 HISTORY_CHARS = 12_000
 MAX_SCENE_CHARS = 500
+#: Bracketed stage notes a model may imitate ("[sent a photo: ...]", "[photo]", "(sends a selfie)").
+_INTERNAL_NOTE = re.compile(
+    r"[\[(]\s*(?:sent|sends|sending)?\s*(?:a\s+)?(?:photo|picture|selfie|image)\b[^\])]*[\])]", re.I
+)
+
+
+def strip_internal_notes(text: str) -> str:
+    """The model's answer without bracketed stage notes about photos, whitespace tidied."""
+    cleaned = _INTERNAL_NOTE.sub("", text)
+    return re.sub(r"[ \t]{2,}", " ", re.sub(r"\n{3,}", "\n\n", cleaned)).strip()
 
 
 async def load_history(
@@ -58,34 +73,32 @@ class ChatTurn:
         self._llm = llm
         self._photos = photos
 
-    async def run(self, user: User, avatar: Avatar, text: str, *, message_id: int) -> Outcome:
-        """Answer `text`; in intimate mode the model may call `send_photo`."""
+    async def run(self, user: User, avatar: Avatar, text: str, *, message_id: int, ref: ChatRef) -> Outcome:
+        """Answer `text`; in intimate mode the model may call `send_photo` (recorded by an effect at commit)."""
         messages: Sequence[ChatMessage] = [
             ChatMessage("system", build_system_prompt(avatar, Mode(user.mode))),
             *await load_history(user.id),
             ChatMessage("user", text),
         ]
         tools = [SEND_PHOTO_TOOL] if user.mode == Mode.INTIMATE else []
-        try:
-            result = await self._llm.complete(messages, tools=tools)
-        except LLMUnavailable as exc:
-            logger.warning("LLM unavailable for a turn: %s", exc)
-            # The user's message stays in history; nothing is lost, they can simply go on.
-            return Outcome([TextReply(llm_unavailable_line())], user_in_history=True)
+        result = await self._llm.complete(messages, tools=tools)  # LLMUnavailable propagates to the runner
         scenes = [s for c in result.tool_calls if c.name == SEND_PHOTO_TOOL.name and tools and (s := _scene(c))]
-        reply = (result.text or "").strip()
+        reply = strip_internal_notes(result.text or "")
         if not scenes:
-            reply = reply or "…"
-            return Outcome([TextReply(reply)], user_in_history=True, history_reply=0, history_text=reply)
+            return Outcome([TextReply(reply or "…")], user_in_history=True, history_reply=0)
         scene = scenes[0]  # one photo per turn bounds cost
-        photo_id = await self._photos.request_photo(
-            user_id=user.id, avatar_id=avatar.id, kind="photo", scene=scene, source_key=f"chat:{message_id}"
-        )
-        reply = reply or photo_line(avatar)
-        return Outcome(
-            [TextReply(reply)],
-            photo_ids=[photo_id],
-            user_in_history=True,
-            history_reply=0,
-            history_text=f"{reply}\n[sent a photo: {scene}]",
-        )
+        outcome = Outcome([TextReply(reply or photo_line(avatar))], user_in_history=True, history_reply=0)
+
+        async def request_photo() -> None:
+            photo_id = await self._photos.request_photo(
+                user_id=user.id,
+                avatar_id=avatar.id,
+                kind="photo",
+                scene=scene,
+                source_key=f"chat:{message_id}",
+                ref=ref,
+            )
+            outcome.photo_ids.append(photo_id)
+
+        outcome.effects.append(request_photo)
+        return outcome

@@ -1,14 +1,19 @@
 """The conversation engine: onboarding (18+) -> avatar setup -> paywall -> chat turn, channel-agnostic.
 
-`handle` runs inside the turn runner's transaction with the user row locked; it mutates the user's state
-in memory (the runner saves the user once, in the same transaction) and returns an `Outcome`
-(replies, photos to dispatch after commit, what enters LLM history). `photo_event` works the same way.
+`handle` runs with NO database transaction open (it may call the LLM): it reads what it needs, mutates the
+user's state in memory and returns an `Outcome` whose `effects` (avatar versions, photo requests) the turn
+runner commits together with the user, the replies and the inbound status in one short transaction.
+`photo_event` runs inside the transaction that finishes a photo and does no network I/O.
+
+Every question with buttons opens a new round (`User.question_round`); a pressed button carries its round
+(`"<round>.<data>"`), so a press on a question that has passed (an old keyboard, a reloaded page) is answered
+with a short line and never reaches the setup flow or the LLM.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from core.chat import ChatTurn
@@ -17,8 +22,18 @@ from core.messages import Choice, ChoicesReply, InboundMessage, LinkReply, Photo
 from core.models import Avatar, Mode, SetupStep, User
 from core.outcome import Outcome
 from core.persona import photo_blocked_line, photo_failed_line
-from core.ports import Entitlements, Links, LLMProvider, PhotoRequests, TextSafety
-from core.setup import KEEP, QUESTION_STEPS, AvatarSpec, next_step, parse_answer, question
+from core.ports import Entitlements, Links, LLMProvider, PhotoEvent, PhotoRequests, TextSafety
+from core.setup import (
+    KEEP,
+    QUESTION_STEPS,
+    AvatarSpec,
+    clear_draft,
+    draft_value,
+    next_step,
+    parse_answer,
+    question,
+    set_draft_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +42,7 @@ DECLINE = "onboard:decline"
 REF_KEEP = "ref:keep"
 REF_AGAIN = "ref:again"
 MODE_PREFIX = "mode:"
+PASSED_LINE = "That choice has passed 🙂 Please answer my latest message instead."
 
 HELP = (
     "Here's what I understand:\n"
@@ -47,14 +63,31 @@ class EngineConfig:
     terms_url: str = "/terms"
 
 
-@dataclass(frozen=True, slots=True)
-class PhotoEvent:
-    """A photo finished (ready), failed, or was blocked by safety."""
+def stamp_choice(question_round: int, data: str) -> str:
+    """The button data sent to the platform: the question's round, then the choice."""
+    return f"{question_round}.{data}"
 
-    photo_id: int
-    kind: str
-    status: str
-    avatar_id: int
+
+def open_choice(pressed: str, question_round: int) -> str | None:
+    """The choice a press carries when it answers the open question round, else None (passed or foreign)."""
+    round_text, dot, data = pressed.partition(".")
+    if not dot or not round_text.isdigit() or int(round_text) != question_round or not data:
+        return None
+    return data
+
+
+def stamp_outcome(user: User, outcome: Outcome) -> Outcome:
+    """Open a new question round when the outcome asks a question with buttons, and stamp its choices."""
+    if not any(isinstance(reply, ChoicesReply) for reply in outcome.replies):
+        return outcome
+    user.question_round += 1
+    outcome.replies = [
+        replace(r, choices=tuple(Choice(c.label, stamp_choice(user.question_round, c.data)) for c in r.choices))
+        if isinstance(r, ChoicesReply)
+        else r
+        for r in outcome.replies
+    ]
+    return outcome
 
 
 class ConversationEngine:
@@ -78,7 +111,16 @@ class ConversationEngine:
         self._chat = ChatTurn(llm=llm, photos=photos)
 
     async def handle(self, user: User, msg: InboundMessage, *, message_id: int) -> Outcome:
-        """Answer one inbound message of `user` (locked by the caller)."""
+        """Answer one inbound message of `user` (the caller commits the outcome)."""
+        if msg.choice is not None:
+            choice = open_choice(msg.choice, user.question_round)
+            if choice is None:
+                logger.info("passed choice pressed by user %s", user.id)
+                return Outcome([TextReply(PASSED_LINE)])
+            msg = replace(msg, choice=choice)
+        return stamp_outcome(user, await self._handle(user, msg, message_id))
+
+    async def _handle(self, user: User, msg: InboundMessage, message_id: int) -> Outcome:
         text = (msg.text or "").strip()
         if msg.choice is None and text.startswith("/"):
             command, _, argument = text[1:].partition(" ")
@@ -87,15 +129,17 @@ class ConversationEngine:
             return self._onboarding(user, msg.choice)
         if user.setup_step != SetupStep.DONE:
             return await self._setup(user, msg, message_id)
-        if msg.choice is not None and msg.choice.startswith(MODE_PREFIX):
-            return await self._set_mode(user, msg.choice.removeprefix(MODE_PREFIX))
+        if msg.choice is not None:
+            if msg.choice.startswith(MODE_PREFIX):
+                return self._set_mode(user, msg.choice.removeprefix(MODE_PREFIX))
+            return Outcome([TextReply(PASSED_LINE)])  # a button of a finished setup: never text for the LLM
         if not await self._entitlements.may_chat(user.id):
             return Outcome([self._paywall(user)])
         avatar = await current_avatar(user)
         if avatar is None:  # defensive: DONE always has an approved avatar
             user.setup_step = SetupStep.GENDER
             return Outcome([question(SetupStep.GENDER)])
-        return await self._chat.run(user, avatar, text or (msg.choice or ""), message_id=message_id)
+        return await self._chat.run(user, avatar, text, message_id=message_id, ref=msg.ref)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -112,55 +156,35 @@ class ConversationEngine:
                     return Outcome([TextReply(f"Hey, it's {name} 💕 I'm here. Type /help to see what I can do.")])
                 return Outcome([await self._current_question(user)])
             case "portal":
-                return Outcome(
-                    [
-                        LinkReply(
-                            "Here's your sign-in link (valid 15 minutes).",
-                            "Open portal",
-                            self._links.sign_in_url(user.id),
-                        )
-                    ]
-                )
+                url = self._links.sign_in_url(user.id)
+                return Outcome([LinkReply("Here's your sign-in link (valid 15 minutes).", "Open portal", url)])
             case "subscribe":
-                return Outcome(
-                    [LinkReply("Manage your subscription here.", "Subscribe", self._links.subscribe_url(user.id))]
-                )
+                url = self._links.subscribe_url(user.id)
+                return Outcome([LinkReply("Manage your subscription here.", "Subscribe", url)])
             case "photos":
-                return Outcome(
-                    [
-                        LinkReply(
-                            "All my photos for you are in your gallery.",
-                            "Open gallery",
-                            self._links.gallery_url(user.id),
-                        )
-                    ]
-                )
+                url = self._links.gallery_url(user.id)
+                return Outcome([LinkReply("All my photos for you are in your gallery.", "Open gallery", url)])
             case "mode":
                 if user.setup_step != SetupStep.DONE:
                     return Outcome([TextReply("Let's finish setting me up first."), await self._current_question(user)])
                 if argument:
-                    return await self._set_mode(user, argument.lower())
-                return Outcome(
-                    [
-                        ChoicesReply(
-                            f"I'm in {user.mode} mode. Which mode do you want?",
-                            (
-                                Choice("Secretary", MODE_PREFIX + Mode.SECRETARY),
-                                Choice("Intimate", MODE_PREFIX + Mode.INTIMATE),
-                            ),
-                        )
-                    ]
+                    return self._set_mode(user, argument.lower())
+                options = (
+                    Choice("Secretary", MODE_PREFIX + Mode.SECRETARY),
+                    Choice("Intimate", MODE_PREFIX + Mode.INTIMATE),
                 )
+                return Outcome([ChoicesReply(f"I'm in {user.mode} mode. Which mode do you want?", options)])
             case "avatar":
                 return await self._start_edit(user)
             case "cancel":
                 if user.editing_avatar and user.setup_step != SetupStep.DONE:
-                    user.editing_avatar, user.setup_step, user.setup_draft = False, SetupStep.DONE, {}
+                    user.editing_avatar, user.setup_step = False, SetupStep.DONE
+                    clear_draft(user)
                     return Outcome([TextReply("Okay, I'll stay just as I am 😊")])
                 return Outcome([TextReply("Nothing to cancel.")])
         return Outcome([TextReply("I don't know that command. " + HELP)])
 
-    async def _set_mode(self, user: User, value: str) -> Outcome:
+    def _set_mode(self, user: User, value: str) -> Outcome:
         if value not in (Mode.SECRETARY, Mode.INTIMATE):
             return Outcome([TextReply("Modes are: secretary, intimate.")])
         user.mode = Mode(value)
@@ -176,17 +200,14 @@ class ConversationEngine:
             user.adult_confirmed_at = now
             user.terms_accepted_at = now
             user.setup_step = SetupStep.GENDER
-            return Outcome(
-                [TextReply("Thank you! 💕"), question(SetupStep.GENDER)],
-            )
+            return Outcome([TextReply("Thank you! 💕"), question(SetupStep.GENDER)])
         if choice == DECLINE:
             return Outcome([TextReply("I understand. Ava is only for adults, so I can't chat with you. Take care!")])
         return Outcome(
             [
                 ChoicesReply(
                     "Hi, I'm Ava, your AI companion ✨ Before we start: I'm only for adults. Please confirm that "
-                    "you are "
-                    f"18 or older and accept the terms ({self._config.terms_url}).",
+                    f"you are 18 or older and accept the terms ({self._config.terms_url}).",
                     (Choice("I'm 18+ and accept", ACCEPT), Choice("I'm not", DECLINE)),
                 )
             ]
@@ -205,9 +226,7 @@ class ConversationEngine:
         return TextReply("I'm all set! Talk to me 💬")
 
     def _default(self, user: User, step: SetupStep) -> object:
-        if not user.editing_avatar:
-            return None
-        return (user.setup_draft or {}).get(step.value)
+        return draft_value(user, step) if user.editing_avatar else None
 
     async def _start_edit(self, user: User) -> Outcome:
         avatar = await current_avatar(user)
@@ -215,7 +234,9 @@ class ConversationEngine:
             return Outcome([TextReply("Let's finish setting me up first."), await self._current_question(user)])
         user.editing_avatar = True
         user.setup_step = SetupStep.GENDER
-        user.setup_draft = {s.value: getattr(avatar, s.value) for s in QUESTION_STEPS}
+        clear_draft(user)
+        for step in QUESTION_STEPS:
+            set_draft_value(user, step, getattr(avatar, step.value))
         return Outcome(
             [
                 TextReply("Let's give me a new look! Keep any answer with its button, or send /cancel to stop."),
@@ -227,45 +248,70 @@ class ConversationEngine:
         step = SetupStep(user.setup_step)
         if step in QUESTION_STEPS:
             return await self._answer(user, step, msg, message_id)
-        if step == SetupStep.REFERENCE_PENDING:
-            return Outcome([await self._current_question(user)])
         if step == SetupStep.REFERENCE_REVIEW:
             return await self._review(user, msg, message_id)
         return Outcome([await self._current_question(user)])
 
     async def _answer(self, user: User, step: SetupStep, msg: InboundMessage, message_id: int) -> Outcome:
-        draft = dict(user.setup_draft or {})
         raw = msg.choice if msg.choice is not None else (msg.text or "")
-        if raw == KEEP and step.value in draft and user.editing_avatar:
-            value = draft[step.value]
+        if raw == KEEP and user.editing_avatar and draft_value(user, step) is not None:
+            value = draft_value(user, step)
         else:
             try:
                 value = parse_answer(step, raw, self._safety)
             except ValidationFailed as problem:
                 return Outcome([TextReply(problem.public_message), question(step, current=self._default(user, step))])
-        draft[step.value] = value
-        user.setup_draft = draft
+        set_draft_value(user, step, value)
         following = next_step(step)
         if following != SetupStep.REFERENCE_PENDING:
             user.setup_step = following
             return Outcome([question(following, current=self._default(user, following))])
-        spec = AvatarSpec.from_draft(draft, self._safety)
-        avatar = await Avatar.create(user=user, **{k: getattr(spec, k) for k in spec.__slots__})
-        draft["avatar_id"] = avatar.id
-        user.setup_draft = draft
-        return await self._request_reference(
-            user, avatar.id, message_id, intro=f"Nice to meet you, I'm {spec.name}! 💕"
+        spec = AvatarSpec.from_user(user, self._safety)
+        outcome = self._reference_requested(user, f"Nice to meet you, I'm {spec.name}! 💕")
+
+        async def create_avatar_and_request_reference() -> None:
+            avatar = await Avatar.create(
+                user=user,
+                gender=spec.gender,
+                age=spec.age,
+                nationality=spec.nationality,
+                appearance=spec.appearance,
+                name=spec.name,
+                personality=spec.personality,
+            )
+            user.setup_avatar_id = avatar.id
+            outcome.photo_ids.append(await self._request_reference(user, avatar.id, message_id, msg))
+
+        outcome.effects.append(create_avatar_and_request_reference)
+        return outcome
+
+    def _reference_requested(self, user: User, intro: str) -> Outcome:
+        user.setup_step = SetupStep.REFERENCE_PENDING
+        user.setup_photo_id = None
+        return Outcome([TextReply(f"{intro} Give me a moment, I'm taking my photo so you can see me 📸")])
+
+    async def _request_reference(self, user: User, avatar_id: int, message_id: int, msg: InboundMessage) -> int:
+        return await self._photos.request_photo(
+            user_id=user.id,
+            avatar_id=avatar_id,
+            kind="reference",
+            scene=None,
+            source_key=f"ref:{message_id}",
+            ref=msg.ref,
         )
 
-    async def _request_reference(self, user: User, avatar_id: int, message_id: int, *, intro: str) -> Outcome:
-        photo_id = await self._photos.request_photo(
-            user_id=user.id, avatar_id=avatar_id, kind="reference", scene=None, source_key=f"ref:{message_id}"
-        )
-        user.setup_step = SetupStep.REFERENCE_PENDING
-        return Outcome(
-            [TextReply(f"{intro} Give me a moment, I'm taking my first photo so you can see me 📸")],
-            photo_ids=[photo_id],
-        )
+    def _again(self, user: User, message_id: int, msg: InboundMessage, intro: str) -> Outcome:
+        avatar_id = user.setup_avatar_id
+        if avatar_id is None:  # defensive: review always has an avatar being set up
+            user.setup_step = SetupStep.GENDER
+            return Outcome([question(SetupStep.GENDER)])
+        outcome = self._reference_requested(user, intro)
+
+        async def request_reference() -> None:
+            outcome.photo_ids.append(await self._request_reference(user, avatar_id, message_id, msg))
+
+        outcome.effects.append(request_reference)
+        return outcome
 
     async def _entitled(self, user: User) -> bool:
         return await self._entitlements.may_chat(user.id)
@@ -285,16 +331,13 @@ class ConversationEngine:
         return ChoicesReply(f"Do you like how I look? {note}", tuple(options))
 
     async def _review(self, user: User, msg: InboundMessage, message_id: int) -> Outcome:
-        draft = dict(user.setup_draft or {})
         answer = msg.choice or (msg.text or "").strip().lower()
         entitled = await self._entitled(user)
-        if answer in (REF_KEEP, "keep", "yes") and draft.get("photo_id"):
-            return await self._keep(user, draft)
+        if answer in (REF_KEEP, "keep", "yes") and user.setup_photo_id is not None:
+            return await self._keep(user)
         if answer in (REF_AGAIN, "regenerate", "again", "no"):
-            if not draft.get("photo_id"):  # the last attempt failed: retrying is free
-                return await self._request_reference(
-                    user, int(str(draft["avatar_id"])), message_id, intro="Let's try again!"
-                )
+            if user.setup_photo_id is None:  # the last attempt failed: retrying is free
+                return self._again(user, message_id, msg, "Let's try again!")
             if not entitled and user.reference_regenerations >= self._config.free_regenerations:
                 return Outcome(
                     [
@@ -309,28 +352,37 @@ class ConversationEngine:
                     ]
                 )
             user.reference_regenerations += 1
-            draft.pop("photo_id", None)
-            user.setup_draft = draft
-            return await self._request_reference(user, int(str(draft["avatar_id"])), message_id, intro="Sure!")
+            return self._again(user, message_id, msg, "Sure!")
         return Outcome([self._review_choices(user, entitled)])
 
-    async def _keep(self, user: User, draft: dict[str, object]) -> Outcome:
-        avatar = await Avatar.get(id=int(str(draft["avatar_id"])), user=user)
-        avatar.reference_photo_id = int(str(draft["photo_id"]))
-        avatar.approved_at = datetime.now(UTC)
-        await avatar.save()
+    async def _keep(self, user: User) -> Outcome:
+        avatar_id, photo_id = user.setup_avatar_id, user.setup_photo_id
+        avatar = await Avatar.get_or_none(id=avatar_id, user_id=user.id) if avatar_id is not None else None
+        if avatar is None or photo_id is None:  # defensive: start the questions again
+            user.setup_step = SetupStep.GENDER
+            return Outcome([question(SetupStep.GENDER)])
         was_editing = user.editing_avatar
-        user.setup_step, user.setup_draft, user.editing_avatar = SetupStep.DONE, {}, False
+        user.setup_step, user.editing_avatar = SetupStep.DONE, False
+        clear_draft(user)
         if was_editing:
-            return Outcome([TextReply(f"New look saved ✨ It's still me, {avatar.name}.")])
-        replies: list[Reply] = [
-            TextReply(
-                f"Perfect, that's me: {avatar.name} 💕 I'm in secretary mode; send /mode to switch to intimate mode."
+            outcome = Outcome([TextReply(f"New look saved ✨ It's still me, {avatar.name}.")])
+        else:
+            outcome = Outcome(
+                [
+                    TextReply(
+                        f"Perfect, that's me: {avatar.name} 💕 I'm in secretary mode; send /mode to switch to "
+                        "intimate mode."
+                    )
+                ]
             )
-        ]
-        if not await self._entitled(user):
-            replies.append(self._paywall(user))
-        return Outcome(replies)
+            if not await self._entitled(user):
+                outcome.replies.append(self._paywall(user))
+
+        async def approve() -> None:
+            await Avatar.filter(id=avatar.id).update(reference_photo_id=photo_id, approved_at=datetime.now(UTC))
+
+        outcome.effects.append(approve)
+        return outcome
 
     def _paywall(self, user: User) -> LinkReply:
         return LinkReply(
@@ -342,21 +394,22 @@ class ConversationEngine:
     # -- photo events ---------------------------------------------------------------------------------------
 
     async def photo_event(self, user: User, event: PhotoEvent) -> Outcome:
-        """Replies for a finished, failed or blocked photo; moves setup on for reference photos."""
+        """Replies for a finished, failed or blocked photo; moves setup on for reference photos (no network)."""
+        return stamp_outcome(user, await self._photo_event(user, event))
+
+    async def _photo_event(self, user: User, event: PhotoEvent) -> Outcome:
         if event.kind != "reference":
             if event.status == "ready":
                 url = self._links.photo_url(user.id, event.photo_id)
                 return Outcome([PhotoReady(event.photo_id, url, "Just for you 😘", kind="photo")])
             line = photo_blocked_line() if event.status == "blocked" else photo_failed_line()
             return Outcome([TextReply(line)])
-        draft = dict(user.setup_draft or {})
-        if user.setup_step != SetupStep.REFERENCE_PENDING or draft.get("avatar_id") != event.avatar_id:
+        if user.setup_step != SetupStep.REFERENCE_PENDING or user.setup_avatar_id != event.avatar_id:
             logger.info("stale reference photo %s ignored", event.photo_id)
             return Outcome()
         user.setup_step = SetupStep.REFERENCE_REVIEW
         if event.status == "ready":
-            draft["photo_id"] = event.photo_id
-            user.setup_draft = draft
+            user.setup_photo_id = event.photo_id
             url = self._links.photo_url(user.id, event.photo_id)
             return Outcome(
                 [
@@ -364,9 +417,11 @@ class ConversationEngine:
                     self._review_choices(user, await self._entitled(user)),
                 ]
             )
+        user.setup_photo_id = None
         if event.status == "blocked":
             user.setup_step = SetupStep.APPEARANCE
-            user.setup_draft = {k: v for k, v in draft.items() if k not in ("appearance", "avatar_id", "photo_id")}
+            set_draft_value(user, SetupStep.APPEARANCE, None)
+            user.setup_avatar_id = None
             return Outcome(
                 [
                     TextReply(
@@ -376,8 +431,6 @@ class ConversationEngine:
                     question(SetupStep.APPEARANCE),
                 ]
             )
-        draft.pop("photo_id", None)
-        user.setup_draft = draft
         return Outcome(
             [
                 ChoicesReply(
@@ -390,4 +443,4 @@ class ConversationEngine:
 
 async def current_avatar(user: User) -> Avatar | None:
     """The user's latest approved avatar version (the one chat and photos use)."""
-    return await Avatar.filter(user=user, approved_at__isnull=False).order_by("-approved_at", "-id").first()
+    return await Avatar.filter(user_id=user.id, approved_at__isnull=False).order_by("-approved_at", "-id").first()

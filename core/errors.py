@@ -10,6 +10,8 @@ class AvaError(Exception):
     http_status: int = 500
     #: Short text safe to show to an end user.
     public_message: str = "Something went wrong."
+    #: Heading of the error page a browser gets (pages only; JSON answers carry `public_message`).
+    public_title: str = "Something went wrong"
 
 
 class ConfigError(AvaError):
@@ -46,9 +48,3 @@ class DeliveryError(AvaError):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
-
-
-class Busy(AvaError):
-    """A per-user lock could not be acquired in time; the work is retried later."""
-
-    http_status = 503

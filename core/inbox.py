@@ -1,6 +1,8 @@
 """Inbound pipeline, first half: store a message idempotently and schedule its turn. Adapters call this.
 
-A redelivered platform message (same channel + external id) is recognised and does nothing. The store
+A redelivered platform message (same channel + external id) is recognised and does nothing. The external id
+must be globally unique on its platform (Telegram: the update id or the callback query id, never the message
+id, which is unique per chat only; WhatsApp: the wamid; web: the user id + the browser's client id). The store
 step serialises inserts per identity on PostgreSQL (advisory transaction lock) so message ids follow
 arrival order per user, which is the order turns are processed in.
 """
@@ -37,7 +39,7 @@ async def user_for(channel: str, external_user_id: str) -> User:
     """The user behind a channel identity, created on first contact (race-safe)."""
     identity = await ChannelIdentity.get_or_none(channel=channel, external_user_id=external_user_id)
     if identity is not None:
-        return await User.get(id=identity.user_id)  # type: ignore[attr-defined]
+        return await User.get(id=identity.user_id)
     try:
         async with in_transaction():
             user = await User.create()
@@ -45,7 +47,7 @@ async def user_for(channel: str, external_user_id: str) -> User:
         return user
     except IntegrityError:  # another request created it first
         identity = await ChannelIdentity.get(channel=channel, external_user_id=external_user_id)
-        return await User.get(id=identity.user_id)  # type: ignore[attr-defined]
+        return await User.get(id=identity.user_id)
 
 
 async def _lock_identity_for_insert(user_id: int) -> None:
@@ -62,6 +64,10 @@ async def store_inbound(msg: InboundMessage, user: User | None = None) -> Stored
     existing = await Message.get_or_none(channel=msg.ref.channel, external_message_id=msg.message_id)
     if existing is not None:
         return Stored(user.id, existing.id, created=False)
+    # The user wrote: their chat is reachable again (it was marked unreachable after a permanent send failure).
+    await ChannelIdentity.filter(
+        channel=msg.ref.channel, external_user_id=msg.ref.chat_id, unreachable_at__isnull=False
+    ).update(unreachable_at=None, unreachable_reason=None)
     text = msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text
     try:
         async with in_transaction():
@@ -92,7 +98,7 @@ class Inbox:
         """Store `msg` idempotently and schedule processing; a duplicate is acknowledged and ignored."""
         stored = await store_inbound(msg, user)
         if stored.created:
-            await self._queue.enqueue_turn(stored.user_id, stored.message_id)
+            await self._queue.schedule(stored.user_id)
         else:
             logger.info("duplicate inbound %s message ignored", msg.ref.channel)
         return stored

@@ -10,6 +10,7 @@ Model docstrings become table comments, and Tortoise splits SQLite DDL on semico
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
@@ -71,14 +72,27 @@ class User(Model):
     setup_step = fields.CharEnumField(
         SetupStep, max_length=32, default=SetupStep.ONBOARDING, db_default="onboarding", description="setup step"
     )
-    #: Answers collected so far in the current setup or edit (validated again when the avatar is created).
-    setup_draft: dict[str, object] = fields.JSONField(default=dict, db_default="{}")
+    # Answers collected so far in the current setup or edit (validated again when the avatar is created).
+    draft_gender = fields.CharField(max_length=64, null=True)
+    draft_age = fields.SmallIntField(null=True)
+    draft_nationality = fields.CharField(max_length=128, null=True)
+    draft_appearance = fields.TextField(null=True)
+    draft_name = fields.CharField(max_length=64, null=True)
+    draft_personality = fields.CharField(max_length=32, null=True)
+    #: The avatar version being set up (its reference photo is made or reviewed).
+    setup_avatar_id = fields.BigIntField(null=True)
+    #: The reference photo shown for review (None while it is being made or after it failed).
+    setup_photo_id = fields.BigIntField(null=True)
     #: True while `/avatar` edits an existing avatar (current values are offered as defaults).
     editing_avatar = fields.BooleanField(default=False, db_default=False)
     reference_regenerations = fields.IntField(default=0, db_default=0)
     mode = fields.CharEnumField(
         Mode, max_length=16, default=Mode.SECRETARY, db_default="secretary", description="secretary | intimate"
     )
+    #: Which round of questions is open: a pressed button carries it, so a press on a passed question is refused.
+    question_round = fields.IntField(default=0, db_default=0)
+    #: Optimistic concurrency: every committed state change bumps it (a turn computed on stale state re-runs).
+    version = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -98,7 +112,12 @@ class ChannelIdentity(Model):
     )
     channel = fields.CharField(max_length=16)
     external_user_id = fields.CharField(max_length=128)
+    #: Set when the platform said the user cannot be reached (blocked the bot, number gone), cleared when they write.
+    unreachable_at = fields.DatetimeField(null=True)
+    unreachable_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
 
     class Meta:
         table = "channel_identities"
@@ -153,10 +172,35 @@ class Message(Model):
     status = fields.CharEnumField(
         MessageStatus, max_length=16, default=MessageStatus.PENDING, description="pending | done | failed | sent"
     )
+    #: Inbound: turns started for it. Outbound: failed send attempts.
+    attempts = fields.IntField(default=0, db_default=0)
+    #: The last error (a failed turn, a refused send).
+    error = fields.TextField(null=True)
+    #: Outbound: the platform message id of the sent message.
+    platform_message_id = fields.CharField(max_length=128, null=True)
+    #: Outbound: not before this time (a transient send failure waits, honouring retry_after).
+    next_attempt_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     processed_at = fields.DatetimeField(null=True)
+
+    user_id: int
 
     class Meta:
         table = "messages"
         unique_together = (("channel", "external_message_id"),)
-        indexes = (("user_id", "status", "id"),)
+        indexes = (("user_id", "status", "id"), ("status", "created_at"))
+
+
+class DeadLetter(Model):
+    """Work that failed for good (a turn, a photo job), kept with its payload to inspect and replay."""
+
+    id = fields.BigIntField(primary_key=True)
+    job = fields.CharField(max_length=64)
+    payload: dict[str, Any] = fields.JSONField()
+    error = fields.TextField()
+    attempts = fields.IntField(default=0, db_default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    replayed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "dead_letters"

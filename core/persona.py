@@ -82,6 +82,6 @@ def photo_failed_line() -> str:
     return "Oh no, my camera failed me this time 😕 I couldn't send that photo. Try asking me again in a bit?"
 
 
-def llm_unavailable_line() -> str:
-    """Friendly line when the language model is down or too slow; the user's message is kept."""
-    return "Sorry, I drifted off for a second 😅 Could you say that again?"
+def turn_failed_line() -> str:
+    """Friendly line when a message could not be answered after every retry (it was set aside, nothing else is)."""
+    return "Sorry, I couldn't answer that message 😕 Please send it again in a moment."

@@ -6,7 +6,6 @@ Fakes in tests need no base class; `runtime_checkable` lets the composition root
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -61,14 +60,33 @@ class LLMProvider(Protocol):
         ...
 
 
+PhotoStatusName = Literal["ready", "failed", "blocked"]
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoEvent:
+    """A photo reached its end: ready, failed after every retry, or blocked by safety."""
+
+    user_id: int
+    photo_id: int
+    kind: PhotoKind
+    status: PhotoStatusName
+    avatar_id: int
+    #: The chat the request came from (None: unknown, use the user's last active chat).
+    ref: ChatRef | None = None
+
+
 @runtime_checkable
 class PhotoRequests(Protocol):
     """Creates photo generation requests (the imaging pipeline implements it)."""
 
     async def request_photo(
-        self, *, user_id: int, avatar_id: int, kind: PhotoKind, scene: str | None, source_key: str
+        self, *, user_id: int, avatar_id: int, kind: PhotoKind, scene: str | None, source_key: str, ref: ChatRef
     ) -> int:
-        """Record a queued photo (idempotent on `source_key`) inside the caller's transaction; return its id."""
+        """Record a queued photo (idempotent on `source_key`) inside the caller's transaction; return its id.
+
+        `ref` is the chat the request came from: the ready / failed notice goes there.
+        """
         ...
 
     async def dispatch(self, photo_id: int) -> None:
@@ -167,19 +185,31 @@ class Channel(Protocol):
 
 @runtime_checkable
 class TurnQueue(Protocol):
-    """Schedules processing of a stored inbound message."""
+    """Schedules the drain of a user's work (turns and deliveries): at most one drain job per user at a time.
 
-    async def enqueue_turn(self, user_id: int, message_id: int) -> None:
-        """Make sure a worker will process the user's pending messages."""
+    A user's drain slot is claimed with a token; the job holding it is the only one working for the user.
+    Fair scheduling: a drain does a short slice of work, then hands the slot over to a continuation job that
+    queues behind other users' jobs.
+    """
+
+    async def schedule(self, user_id: int) -> bool:
+        """Claim the user's free slot and enqueue a drain job; False when a drain already holds the slot."""
         ...
 
+    async def adopt(self, user_id: int, token: str) -> bool:
+        """A starting drain job: True when its token holds the slot (or the slot was free and is now its own)."""
+        ...
 
-@runtime_checkable
-class UserLock(Protocol):
-    """Mutual exclusion per user across worker processes."""
+    async def keep(self, user_id: int, token: str) -> None:
+        """Extend the slot's lease while the job works."""
+        ...
 
-    def hold(self, user_id: int) -> AbstractAsyncContextManager[None]:
-        """Hold the user's lock for the block; raise `core.errors.Busy` if it cannot be had in time."""
+    async def hand_over(self, user_id: int, token: str, *, defer: float = 0.0) -> None:
+        """Keep the slot for a continuation job enqueued to run after `defer` seconds (behind queued jobs)."""
+        ...
+
+    async def release(self, user_id: int, token: str) -> None:
+        """Free the slot (only when `token` still holds it)."""
         ...
 
 

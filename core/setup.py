@@ -15,7 +15,7 @@ from typing import Any
 
 from core.errors import ValidationFailed
 from core.messages import Choice, ChoicesReply, Reply, TextReply
-from core.models import MAX_APPEARANCE_CHARS, MIN_AVATAR_AGE, SetupStep
+from core.models import MAX_APPEARANCE_CHARS, MIN_AVATAR_AGE, SetupStep, User
 from core.ports import TextSafety
 
 MAX_AGE = 99
@@ -58,19 +58,38 @@ class AvatarSpec:
     personality: str
 
     @classmethod
-    def from_draft(cls, draft: dict[str, Any], safety: TextSafety) -> AvatarSpec:
-        """Validate every answer again (defence in depth: the draft is stored JSON)."""
-        try:
-            return cls(
-                gender=parse_gender(str(draft["gender"])),
-                age=parse_age(str(draft["age"])),
-                nationality=parse_nationality(str(draft["nationality"])),
-                appearance=parse_appearance(str(draft["appearance"]), safety),
-                name=parse_name(str(draft["name"])),
-                personality=parse_personality(str(draft["personality"])),
-            )
-        except KeyError as missing:
-            raise ValidationFailed(f"setup answer missing: {missing}") from None
+    def from_user(cls, user: User, safety: TextSafety) -> AvatarSpec:
+        """Validate every stored draft answer again (defence in depth: the draft columns are plain storage)."""
+        missing = [step.value for step in QUESTION_STEPS if draft_value(user, step) is None]
+        if missing:
+            raise ValidationFailed(f"setup answers missing: {', '.join(missing)}")
+        return cls(
+            gender=parse_gender(str(user.draft_gender)),
+            age=parse_age(str(user.draft_age)),
+            nationality=parse_nationality(str(user.draft_nationality)),
+            appearance=parse_appearance(str(user.draft_appearance), safety),
+            name=parse_name(str(user.draft_name)),
+            personality=parse_personality(str(user.draft_personality)),
+        )
+
+
+def draft_value(user: User, step: SetupStep) -> str | int | None:
+    """The stored draft answer of a question step (the `draft_<step>` column)."""
+    value: str | int | None = getattr(user, f"draft_{step.value}")
+    return value
+
+
+def set_draft_value(user: User, step: SetupStep, value: str | int | None) -> None:
+    """Store a draft answer of a question step."""
+    setattr(user, f"draft_{step.value}", value)
+
+
+def clear_draft(user: User) -> None:
+    """Forget the draft answers and the avatar / reference being set up."""
+    for step in QUESTION_STEPS:
+        set_draft_value(user, step, None)
+    user.setup_avatar_id = None
+    user.setup_photo_id = None
 
 
 def _clean(text: str) -> str:

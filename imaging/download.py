@@ -14,38 +14,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from imaging.errors import ImagingError
+from imaging.errors import DownloadFailed, DownloadTooLarge, DownloadTransient, NotAnImage
 
 logger = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 30.0
 ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
-
-
-class DownloadFailed(ImagingError):
-    """The image could not be downloaded, and trying again will not help."""
-
-    http_status = 502
-    public_message = "The photo could not be fetched."
-    retryable = False
-
-
-class DownloadTransient(DownloadFailed):
-    """A temporary download failure (network, timeout, 5xx, 429): worth a retry."""
-
-    http_status = 503
-    retryable = True
-
-
-class DownloadTooLarge(DownloadFailed):
-    """The image is larger than the download limit."""
-
-    http_status = 413
-
-
-class NotAnImage(DownloadFailed):
-    """The server answered with something other than a JPEG, PNG or WebP image."""
 
 
 def sniff_image_type(data: bytes) -> str | None:

@@ -21,9 +21,10 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from tortoise.transactions import in_transaction
 
-from imaging.errors import ImagingError
-from imaging.models import AuditEvent, DeadLetter, Photo, PhotoAudit, PhotoStatus, user_ref
-from imaging.pipeline import DEAD_LETTER_JOB, PhotoPipeline, RetryLater
+from core.models import DeadLetter
+from imaging.errors import DeadLetterNotReplayable, RetryLater
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus, user_ref
+from imaging.pipeline import DEAD_LETTER_JOB, PhotoPipeline
 from imaging.service import GENERATE_PHOTO_JOB, enqueue_photo_job
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,6 @@ DEFAULT_STUCK_AFTER = 120.0
 #: Longest a single generation attempt may run (provider timeout + download + post-processing, with margin).
 PHOTO_JOB_TIMEOUT = 300
 SWEEP_BATCH = 500
-
-
-class DeadLetterNotReplayable(ImagingError):
-    """The dead letter does not exist, was already replayed, or is not a photo job."""
-
-    http_status = 409
 
 
 async def generate_photo(ctx: dict[str, Any], photo_id: int) -> str:

@@ -1,4 +1,4 @@
-"""Photo pipeline models: `Photo`, its append-only `PhotoAudit` trail and `DeadLetter` rows for failed jobs.
+"""Photo pipeline models: `Photo` and its append-only `PhotoAudit` trail (`DeadLetter` lives in `core.models`).
 
 `PhotoAudit` is append-only: the model refuses to update or delete a stored row, and migration ``0003`` adds a
 database trigger that rejects UPDATE and DELETE as well. The one exception the trigger allows is rewriting
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
 
 from tortoise import connections, fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
 from core.models import Avatar, User
-from imaging.errors import ImagingError
+from imaging.errors import AuditLogImmutable
 
 #: Table name of the audit trail (the migration's trigger refers to it).
 AUDIT_TABLE = "photo_audit"
@@ -57,10 +56,6 @@ class AuditEvent(StrEnum):
     REPLAYED = "replayed"
 
 
-class AuditLogImmutable(ImagingError):
-    """Something tried to change or remove a stored audit row."""
-
-
 def user_ref(user_id: int) -> str:
     """The audit reference of a user ("user:42"); erasure later replaces it with a pseudonym."""
     return f"{USER_REF_PREFIX}{user_id}"
@@ -86,6 +81,9 @@ class Photo(Model):
     )
     scene = fields.TextField(null=True)
     prompt = fields.TextField(null=True)
+    #: The chat the request came from: the ready / failed notice goes there.
+    chat_channel = fields.CharField(max_length=16, null=True)
+    chat_id = fields.CharField(max_length=128, null=True)
     #: Idempotency key from the requester (e.g. the tool call id): one photo per key.
     source_key = fields.CharField(max_length=200, unique=True)
     provider = fields.CharField(max_length=64, null=True)
@@ -166,18 +164,3 @@ class PhotoAudit(Model):
             [pseudonym, user_ref(user_id)],
         )
         return int(count)
-
-
-class DeadLetter(Model):
-    """A background job that failed for good, kept with its payload so it can be inspected and replayed."""
-
-    id = fields.BigIntField(primary_key=True)
-    job = fields.CharField(max_length=64)
-    payload: dict[str, Any] = fields.JSONField()
-    error = fields.TextField()
-    attempts = fields.IntField(default=0, db_default=0)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    replayed_at = fields.DatetimeField(null=True)
-
-    class Meta:
-        table = "dead_letters"

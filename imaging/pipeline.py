@@ -9,8 +9,12 @@ non-terminal status) committed together with its audit row, so:
 - one `Photo` row per request (the requester's `source_key` is unique), and one terminal state: the first
   run to reach it wins, a later run sees it and only notifies again;
 - one stored file referenced: a run that stored a file but lost the race deletes its copy;
-- one message to the user: `notify` is idempotent by contract (the composition root records the outbound
-  message under a unique key), and the pipeline calls it for every run that finds the photo finished.
+- one notice to the user: `on_finished` writes it (outbound rows, through the core's turn runner) INSIDE the
+  transaction that moves the photo to its terminal state, so it exists exactly when that transition won;
+  `after_finished` (after the commit) only asks for the user's ordered delivery to run, and a lost kick is
+  found by the sweeper. A send failure is retried by the delivery, never re-raised into this job.
+
+While the provider works, the chat the request came from shows "uploading a photo" (`activity`).
 
 Attempts are counted in the database (`Photo.attempts`), not only by arq's `job_try`, so a job re-enqueued
 after Redis lost it, or one that keeps crashing, still stops after `max_attempts`.
@@ -19,20 +23,29 @@ after Redis lost it, or one that keeps crashing, still stops after `max_attempts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from tortoise.transactions import in_transaction
 
-from core.models import Avatar
-from core.ports import PhotoKind
-from imaging.download import DownloadFailed, DownloadTransient, download_image
-from imaging.errors import ImagingError
-from imaging.models import AuditEvent, DeadLetter, Photo, PhotoAudit, PhotoStatus, user_ref
+from core.messages import ChatRef
+from core.models import Avatar, DeadLetter
+from core.ports import PhotoEvent, PhotoKind, PhotoStatusName
+from imaging.download import download_image
+from imaging.errors import (
+    DownloadFailed,
+    DownloadTransient,
+    ImagingError,
+    PermanentPhotoFailure,
+    RetryLater,
+    StorageError,
+)
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus, user_ref
 from imaging.prompt import AvatarTraits, build_prompt
 from imaging.provenance import ProvenanceSigner, sign_manifest_async
 from imaging.providers import (
@@ -44,12 +57,11 @@ from imaging.providers import (
     TransientProviderError,
 )
 from imaging.safety import SafetyVerdict, check_prompt
-from imaging.storage import PhotoStore, StorageError
+from imaging.storage import PhotoStore
 from imaging.watermark import apply_watermark
 
 logger = logging.getLogger(__name__)
 
-OutcomeStatus = Literal["ready", "failed", "blocked"]
 #: Dead-letter job name of photo generation (replayed by `imaging.jobs.replay_dead_letter`).
 DEAD_LETTER_JOB = "generate_photo"
 #: Prefix of `Photo.error` when the model's safety filter refused: the user is told "blocked", not "failed".
@@ -58,28 +70,8 @@ _ACTIVE = (PhotoStatus.QUEUED, PhotoStatus.GENERATING)
 _TERMINAL = frozenset({PhotoStatus.READY, PhotoStatus.FAILED, PhotoStatus.BLOCKED})
 
 
-@dataclass(frozen=True, slots=True)
-class PhotoOutcome:
-    """How a photo ended, handed to `notify` (which tells the user in their chat)."""
-
-    user_id: int
-    photo_id: int
-    kind: PhotoKind
-    status: OutcomeStatus
-    avatar_id: int
-
-
-class RetryLater(ImagingError):
-    """The job should run again after `defer` seconds (the arq job turns this into `arq.Retry`)."""
-
-    def __init__(self, defer: float, reason: str) -> None:
-        super().__init__(f"retry in {defer:g} s: {reason}")
-        self.defer = defer
-        self.reason = reason
-
-
-class _Permanent(Exception):
-    """A failure no retry can fix; the photo fails and is dead-lettered."""
+async def _nothing(user_id: int) -> None:
+    return None
 
 
 class PhotoPipeline:
@@ -93,7 +85,9 @@ class PhotoPipeline:
         signer: ProvenanceSigner,
         http: httpx.AsyncClient,
         watermark_text: str,
-        notify: Callable[[PhotoOutcome], Awaitable[None]],
+        on_finished: Callable[[PhotoEvent], Awaitable[None]],
+        after_finished: Callable[[int], Awaitable[object]] = _nothing,
+        activity: Callable[[ChatRef], AbstractAsyncContextManager[None]] | None = None,
         max_attempts: int = 3,
         backoff_seconds: float = 2.0,
         safety: Callable[[str], SafetyVerdict] = check_prompt,
@@ -106,7 +100,9 @@ class PhotoPipeline:
         self._signer = signer
         self._http = http
         self._watermark_text = watermark_text
-        self._notify = notify
+        self._on_finished = on_finished
+        self._after_finished = after_finished
+        self._activity = activity
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._safety = safety
@@ -123,8 +119,8 @@ class PhotoPipeline:
         if photo is None:
             logger.info("photo %s no longer exists (erased?): nothing to do", photo_id)
             return
-        if photo.status in _TERMINAL:
-            await self._notify_terminal(photo, attempt)
+        if photo.status in _TERMINAL:  # its notice was written with the transition: make sure delivery runs
+            await self._after_finished(photo.user_id)
             return
         attempt = max(attempt, photo.attempts + 1)
         if attempt > self._max_attempts:  # crashed runs used up the attempts (see the module docstring)
@@ -132,7 +128,7 @@ class PhotoPipeline:
             return
         try:
             await self._generate(photo, attempt)
-        except _Permanent as exc:
+        except PermanentPhotoFailure as exc:
             await self._fail(photo, str(exc), attempt)
         except ContentPolicyError as exc:
             await self._fail(photo, f"{CONTENT_POLICY_ERROR}: {exc}", attempt, dead_letter=False, job_id=exc.job_id)
@@ -148,12 +144,12 @@ class PhotoPipeline:
     async def _generate(self, photo: Photo, attempt: int) -> None:
         avatar = await Avatar.get_or_none(id=photo.avatar_id)
         if avatar is None:
-            raise _Permanent(f"avatar {photo.avatar_id} no longer exists")
+            raise PermanentPhotoFailure(f"avatar {photo.avatar_id} no longer exists")
         kind: PhotoKind = photo.kind.value
         try:
             prompt = build_prompt(_traits(avatar), photo.scene if kind == "photo" else None, kind=kind)
         except ValueError as exc:
-            raise _Permanent(f"cannot build the prompt: {exc}") from exc
+            raise PermanentPhotoFailure(f"cannot build the prompt: {exc}") from exc
 
         verdict = self._safety(prompt)
         if not verdict.allowed:
@@ -169,19 +165,20 @@ class PhotoPipeline:
             audit={"prompt": prompt, "safety_allowed": True, "safety_reason": verdict.reason},
         )
         if not won:
-            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            await self._after_finished(photo.user_id)
             return
         photo.prompt = prompt
 
-        result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
-        raw = await self._image_bytes(result)
+        async with self._showing(photo):
+            result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
+            raw = await self._image_bytes(result)
         try:
             marked = await asyncio.to_thread(apply_watermark, raw, self._watermark_text)
             signed = await sign_manifest_async(
                 marked, photo_id=photo.id, model=result.model, provider=result.provider, signer=self._signer
             )
         except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
-            raise _Permanent(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
+            raise PermanentPhotoFailure(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
         try:
             key = await self._store.put(signed, suffix=".jpg")
         except StorageError as exc:
@@ -200,26 +197,34 @@ class PhotoPipeline:
             AuditEvent.READY,
             updates={**details, "ready_at": _now(), "error": None},
             audit={**details, "prompt": prompt},
+            finished="ready",
         )
         if not won:  # an overlapping run finished first: keep exactly one stored file referenced
             await self._store.delete(key)
             logger.info("photo %s finished by another run; dropped duplicate file", photo.id)
-            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
-            return
-        logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
-        await self._send(_outcome(photo, "ready"), attempt)
+        else:
+            logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
+        await self._after_finished(photo.user_id)
+
+    def _showing(self, photo: Photo) -> AbstractAsyncContextManager[None]:
+        """ "Uploading a photo" in the chat the request came from, while the provider works."""
+        if self._activity is None or not photo.chat_channel or not photo.chat_id:
+            return contextlib.nullcontext()
+        return self._activity(ChatRef(photo.chat_channel, photo.chat_id))
 
     async def _reference_image(self, avatar: Avatar) -> bytes:
         """The stored JPEG of the avatar's approved reference photo."""
         if avatar.reference_photo_id is None or avatar.approved_at is None:
-            raise _Permanent(f"avatar {avatar.id} has no approved reference photo")
+            raise PermanentPhotoFailure(f"avatar {avatar.id} has no approved reference photo")
         reference = await Photo.get_or_none(id=avatar.reference_photo_id, avatar_id=avatar.id)
         if reference is None or reference.status != PhotoStatus.READY or reference.storage_key is None:
-            raise _Permanent(f"reference photo {avatar.reference_photo_id} of avatar {avatar.id} is not ready")
+            raise PermanentPhotoFailure(
+                f"reference photo {avatar.reference_photo_id} of avatar {avatar.id} is not ready"
+            )
         try:
             return await self._store.get(reference.storage_key)
         except StorageError as exc:
-            raise _Permanent(f"reference photo {reference.id} cannot be read: {exc}") from exc
+            raise PermanentPhotoFailure(f"reference photo {reference.id} cannot be read: {exc}") from exc
 
     async def _image_bytes(self, result: GeneratedImage) -> bytes:
         if result.data is not None:
@@ -231,23 +236,21 @@ class PhotoPipeline:
         except DownloadTransient:
             raise
         except DownloadFailed as exc:
-            raise _Permanent(f"download failed: {type(exc).__name__}: {exc}") from exc
+            raise PermanentPhotoFailure(f"download failed: {type(exc).__name__}: {exc}") from exc
 
     # -- other endings ---------------------------------------------------------------------------------------
 
     async def _block(self, photo: Photo, prompt: str, verdict: SafetyVerdict) -> None:
         logger.info("photo %s blocked by prompt safety: %s", photo.id, verdict.reason)
-        won = await self._transition(
+        await self._transition(
             photo,
             PhotoStatus.BLOCKED,
             AuditEvent.BLOCKED,
             updates={"prompt": prompt, "error": f"prompt safety: {verdict.reason}"},
             audit={"prompt": prompt, "safety_allowed": False, "safety_reason": verdict.reason},
+            finished="blocked",
         )
-        if won:
-            await self._send(_outcome(photo, "blocked"), photo.attempts)
-        else:
-            await self._notify_terminal(await Photo.get(id=photo.id), photo.attempts)
+        await self._after_finished(photo.user_id)
 
     async def _transient(
         self, photo: Photo, error: str, attempt: int, retry_after: float | None, job_id: str | None
@@ -265,7 +268,7 @@ class PhotoPipeline:
             audit={"error": error, "provider_job_id": job_id},
         )
         if not won:
-            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
+            await self._after_finished(photo.user_id)
             return
         raise RetryLater(defer, error)
 
@@ -273,19 +276,16 @@ class PhotoPipeline:
         self, photo: Photo, error: str, attempt: int, *, dead_letter: bool = True, job_id: str | None = None
     ) -> None:
         logger.warning("photo %s failed: %s", photo.id, error)
-        won = await self._transition(
+        await self._transition(
             photo,
             PhotoStatus.FAILED,
             AuditEvent.FAILED,
             updates={"error": error, "attempts": max(attempt, photo.attempts)},
             audit={"error": error, "provider_job_id": job_id},
             dead_letter=({"photo_id": photo.id}, error, attempt) if dead_letter else None,
+            finished=_status_for_failed(error),
         )
-        if not won:
-            await self._notify_terminal(await Photo.get(id=photo.id), attempt)
-            return
-        photo.error = error
-        await self._send(_outcome(photo, _status_for_failed(error)), attempt)
+        await self._after_finished(photo.user_id)
 
     # -- state changes and notification ------------------------------------------------------------------------
 
@@ -298,9 +298,10 @@ class PhotoPipeline:
         updates: dict[str, Any],
         audit: dict[str, Any],
         dead_letter: tuple[dict[str, Any], str, int] | None = None,
+        finished: PhotoStatusName | None = None,
     ) -> bool:
-        """Move an active photo to `status` with its audit row (and dead letter) in one transaction; False if it
-        was no longer active (another run finished it)."""
+        """Move an active photo to `status` with its audit row (and dead letter, and for a terminal status the
+        user's notice) in one transaction; False if it was no longer active (another run finished it)."""
         async with in_transaction():
             changed = await Photo.filter(id=photo.id, status__in=_ACTIVE).update(
                 status=status, updated_at=_now(), **updates
@@ -319,30 +320,10 @@ class PhotoPipeline:
             if dead_letter is not None:
                 payload, error, attempts = dead_letter
                 await DeadLetter.create(job=DEAD_LETTER_JOB, payload=payload, error=error, attempts=attempts)
+            if finished is not None:
+                await self._on_finished(_event(photo, finished))
         photo.status = status
         return True
-
-    async def _notify_terminal(self, photo: Photo, attempt: int) -> None:
-        """Notify again for a photo some run already finished (idempotent notify: at most one message)."""
-        status: OutcomeStatus
-        if photo.status == PhotoStatus.READY:
-            status = "ready"
-        elif photo.status == PhotoStatus.BLOCKED:
-            status = "blocked"
-        else:
-            status = _status_for_failed(photo.error)
-        await self._send(_outcome(photo, status), attempt)
-
-    async def _send(self, outcome: PhotoOutcome, attempt: int) -> None:
-        """Call `notify`; when it fails, ask for the job to run again (the photo stays finished)."""
-        try:
-            await self._notify(outcome)
-        except Exception as exc:
-            if attempt >= self._max_attempts:
-                raise
-            defer = self._backoff * 2 ** (max(attempt, 1) - 1)
-            logger.warning("notifying photo %s failed, retrying in %.2f s: %r", outcome.photo_id, defer, exc)
-            raise RetryLater(defer, f"notify failed: {exc!r}") from exc
 
 
 def _traits(avatar: Avatar) -> AvatarTraits:
@@ -356,17 +337,19 @@ def _traits(avatar: Avatar) -> AvatarTraits:
     )
 
 
-def _outcome(photo: Photo, status: OutcomeStatus) -> PhotoOutcome:
-    return PhotoOutcome(
+def _event(photo: Photo, status: PhotoStatusName) -> PhotoEvent:
+    ref = ChatRef(photo.chat_channel, photo.chat_id) if photo.chat_channel and photo.chat_id else None
+    return PhotoEvent(
         user_id=photo.user_id,
         photo_id=photo.id,
         kind=photo.kind.value,
         status=status,
         avatar_id=photo.avatar_id,
+        ref=ref,
     )
 
 
-def _status_for_failed(error: str | None) -> OutcomeStatus:
+def _status_for_failed(error: str | None) -> PhotoStatusName:
     """A content-policy refusal is reported to the user as "blocked", any other failure as "failed"."""
     return "blocked" if (error or "").startswith(CONTENT_POLICY_ERROR) else "failed"
 

@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.messages import ChatRef
 from core.ports import PhotoKind
 from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
 
@@ -48,11 +49,11 @@ class PhotoService:
         kind: PhotoKind,
         scene: str | None,
         source_key: str,
-        channel: str | None = None,
+        ref: ChatRef,
     ) -> int:
         """Record a queued photo and its "requested" audit row; a repeated `source_key` returns the first photo.
 
-        `channel` (optional, beyond the port) is recorded in the audit row.
+        `ref` is the chat the request came from: the notice goes there, and its channel is audited.
         """
         if not source_key or len(source_key) > MAX_SOURCE_KEY_CHARS:
             raise ValueError(f"source_key must be 1..{MAX_SOURCE_KEY_CHARS} characters")
@@ -69,11 +70,13 @@ class PhotoService:
                     status=PhotoStatus.QUEUED,
                     scene=scene,
                     source_key=source_key,
+                    chat_channel=ref.channel,
+                    chat_id=ref.chat_id,
                 )
                 await PhotoAudit.create(
                     photo_id=photo.id,
                     user_ref=user_ref(user_id),
-                    channel=channel,
+                    channel=ref.channel,
                     kind=photo.kind.value,
                     event=AuditEvent.REQUESTED.value,
                     status=PhotoStatus.QUEUED.value,

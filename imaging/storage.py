@@ -16,30 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from imaging.errors import ImagingError
+from imaging.errors import InvalidStorageKey, PhotoNotStored, StorageError
 
 _KEY = re.compile(r"^[0-9A-Za-z_-]{2}/[0-9A-Za-z_-]{2}/[0-9A-Za-z_-]{43}\.[a-z0-9]{1,8}$")
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-
-
-class StorageError(ImagingError):
-    """The photo store could not read or write."""
-
-
-class InvalidStorageKey(StorageError):
-    """A key that this store never issues (malformed, or trying to escape the root)."""
-
-    http_status = 404
-    public_message = "Not found."
-
-
-class PhotoNotStored(StorageError):
-    """No file is stored under the key."""
-
-    http_status = 404
-    public_message = "Not found."
 
 
 @runtime_checkable

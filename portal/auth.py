@@ -18,11 +18,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from channels.web import WEB
 from core.models import ChannelIdentity, User
 from portal.csrf import require_csrf
 from portal.deps import SESSION_USER, portal
-from portal.links import LinkInvalid
+from portal.errors import LinkInvalid
 from portal.pages import render
 
 logger = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ async def signup(request: web.Request) -> web.Response:
     try:
         async with in_transaction():
             user = await User.create(email=email, password_hash=password_hash)
-            await ChannelIdentity.create(user=user, channel=WEB, external_user_id=str(user.id))
+            await ChannelIdentity.create(user=user, channel=portal(request).web_channel, external_user_id=str(user.id))
     except IntegrityError:  # a concurrent sign-up with the same email won
         return await render(request, "signup.html", {"email": email, "error": taken}, status=409)
     logger.info("web account created for user %s", user.id)
@@ -177,14 +176,9 @@ async def signout(request: web.Request) -> web.Response:
 
 @routes.get("/portal/sign-in/{token}")
 async def magic_sign_in(request: web.Request) -> web.Response:
-    """Sign in with a link sent in the chat, then go to the chat; a bad or old link gets a 403 page."""
-    try:
-        user_id = portal(request).links.verify_sign_in(request.match_info["token"])
-        if not await User.exists(id=user_id):
-            raise LinkInvalid(f"sign-in link for missing user {user_id}")
-    except LinkInvalid as exc:
-        logger.info("sign-in link refused: %s", exc)
-        context = {"title": "Link not valid", "message": exc.public_message}
-        return await render(request, "error.html", context, status=403)
+    """Sign in with a link sent in the chat, then go to the chat; a bad or old link raises `LinkInvalid` (403)."""
+    user_id = portal(request).links.verify_sign_in(request.match_info["token"])
+    if not await User.exists(id=user_id):
+        raise LinkInvalid(f"sign-in link for missing user {user_id}")
     await start_session(request, user_id)
     raise web.HTTPSeeOther("/chat")

@@ -13,23 +13,10 @@ from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from core.errors import AvaError
+from portal.errors import LinkExpired, LinkInvalid
 
 _SIGN_IN_SALT = "ava.portal.sign-in"
 _PHOTO_SALT = "ava.portal.photo"
-
-
-class LinkInvalid(AvaError):
-    """A portal link was tampered with, malformed, or issued for something else."""
-
-    http_status = 403
-    public_message = "This link is not valid."
-
-
-class LinkExpired(LinkInvalid):
-    """A portal link was genuine but is older than its lifetime."""
-
-    public_message = "This link has expired. Ask in the chat for a new one."
 
 
 class _ClockSigner(TimestampSigner):

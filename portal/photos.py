@@ -3,7 +3,8 @@
 Access is granted by a signed photo link (`?t=<token>`, from `PortalLinks.photo_url`, sent in chat) or by
 the owner's portal session. A tampered or expired token is 403; a photo that is someone else's, missing or
 not ready is 404 (one answer, so the route never reveals whether a photo exists). Responses are never cached
-and never leak the URL (it carries the token) through a Referer header.
+and never leak the URL (it carries the token) through a Referer header. The bytes come from the
+`PhotoLibrary` port (`portal.ports`), which applies the owner and readiness rules.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from imaging.models import Photo, PhotoStatus
-from imaging.storage import PhotoNotStored, PhotoStore, StorageError
-from portal.links import LinkInvalid, PortalLinks
+from core.errors import AvaError
+from portal.errors import LinkInvalid
+from portal.links import PortalLinks
+from portal.ports import PhotoLibrary
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ PRIVATE_HEADERS = {
 
 
 def setup_photo_routes(
-    app: web.Application, *, links: PortalLinks, store: PhotoStore, session_user: SessionUser
+    app: web.Application, *, links: PortalLinks, library: PhotoLibrary, session_user: SessionUser
 ) -> None:
     """Register `GET /photos/{photo_id}` on `app`."""
 
@@ -50,17 +52,13 @@ def setup_photo_routes(
             viewer = await session_user(request)
             if viewer is None:
                 return _error(403, "Sign in to see this photo.")
-        row = await Photo.get_or_none(id=photo_id)
-        if row is None or row.user_id != viewer or row.status != PhotoStatus.READY or row.storage_key is None:
-            return _error(404, "Not found.")
         try:
-            data = await store.get(row.storage_key)
-        except PhotoNotStored:
-            logger.error("photo %s is ready but its file is missing", photo_id)
-            return _error(404, "Not found.")
-        except StorageError:
+            data = await library.photo_bytes(viewer, photo_id)
+        except AvaError:  # the library's storage failed: answered here, with the private headers
             logger.exception("photo %s could not be read", photo_id)
             return _error(503, "The photo cannot be shown right now.")
+        if data is None:
+            return _error(404, "Not found.")
         return web.Response(
             body=data,
             content_type="image/jpeg",

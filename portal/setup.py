@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import aiohttp_jinja2
 import aiohttp_session
 import jinja2
@@ -11,9 +9,7 @@ from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from redis.asyncio import Redis
 
-from core.inbox import Inbox
 from portal import auth, chat
 from portal.deps import PORTAL, Portal
 from portal.links import PortalLinks
@@ -33,14 +29,13 @@ def setup_portal(
     *,
     secret_key: str,
     links: PortalLinks,
-    inbox: Inbox | Callable[[], Inbox],
-    redis: Redis | Callable[[], Redis],
+    web_channel: str,
     secure_cookies: bool,
-    sse_keepalive: float = 15.0,
 ) -> None:
-    """Add the portal (landing, sign-up/in/out, magic links, chat and its event stream) to `app`.
+    """Add the portal (landing, sign-up/in/out, magic links, the chat page) to `app`.
 
-    `inbox` and `redis` may be zero-argument callables when they are opened later, in a `cleanup_ctx`.
+    `web_channel` is the web chat adapter's channel name: web accounts get an identity on it and the chat
+    page shows its messages. Posting and the event stream are the adapter's routes (`ava_bot.app` adds them).
     With `secure_cookies` the session cookie is `Secure` and `__Host-` prefixed (HTTPS deployments).
     """
     if not secret_key:
@@ -55,12 +50,6 @@ def setup_portal(
     )
     aiohttp_session.setup(app, storage)
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
-    deps = Portal(links=links, inbox_source=inbox, redis_source=redis, keepalive=sse_keepalive)
-    app[PORTAL] = deps
-
-    async def end_streams(app: web.Application) -> None:
-        deps.closing.set()  # chat event streams notice within a second and finish
-
-    app.on_shutdown.append(end_streams)
+    app[PORTAL] = Portal(links=links, web_channel=web_channel)
     app.router.add_routes(auth.routes)
     app.router.add_routes(chat.routes)

@@ -10,10 +10,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from ava_bot.photos import open_photo_pipeline
-from ava_bot.services import Resources
 from ava_bot.settings import Settings
-from ava_bot.wiring import Services
+from ava_bot.wiring import Resources, Services, open_photo_pipeline
 from ava_bot.worker import create_worker
 from imaging.providers.base import ImageProvider
 
@@ -26,7 +24,7 @@ async def running_worker(
     resources = Resources(settings=settings, redis=redis)
     async with open_photo_pipeline(settings, services, provider=provider) as pipeline:
         worker = create_worker(settings, resources, services, pipeline, in_process=True, poll_delay=0.01, ctx=dict(ctx))
-        task = asyncio.create_task(worker.main())
+        task = asyncio.create_task(worker.async_run())
         try:
             yield
         finally:

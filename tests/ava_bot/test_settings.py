@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ava_bot.settings import DEV_DATABASE_URL, MissingSettingsError, Settings
+from ava_bot.errors import MissingSettingsError
+from ava_bot.settings import DEV_DATABASE_URL, Settings
 from core.errors import ConfigError
 
 SettingsFactory = Callable[..., Settings]

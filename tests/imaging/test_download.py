@@ -10,14 +10,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from imaging.download import (
-    DownloadFailed,
-    DownloadTooLarge,
-    DownloadTransient,
-    NotAnImage,
-    download_image,
-    sniff_image_type,
-)
+from imaging.download import download_image, sniff_image_type
+from imaging.errors import DownloadFailed, DownloadTooLarge, DownloadTransient, NotAnImage
 from tests.fakes.server import FakeServer
 
 

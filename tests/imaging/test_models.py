@@ -10,7 +10,8 @@ import pytest
 from tortoise.exceptions import IntegrityError
 
 from core.models import Avatar, User
-from imaging.models import AuditLogImmutable, DeadLetter, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
+from imaging.errors import AuditLogImmutable
+from imaging.models import DeadLetter, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
 from tests.conftest import _asyncpg_dsn
 
 AUDIT_INSERT = (

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imaging.storage import InvalidStorageKey, LocalPhotoStore, PhotoNotStored, PhotoStore
+from imaging.errors import InvalidStorageKey, PhotoNotStored
+from imaging.storage import LocalPhotoStore, PhotoStore
 
 DATA = b"\xff\xd8\xff\xe0 not really a jpeg"
 

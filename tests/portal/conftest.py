@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 
+from ava_bot.http import make_error_middleware, portal_error_page
+from channels.web import WebChannel, setup_web_chat
 from core.inbox import Inbox
-from core.models import User
+from core.messages import Reply, reply_text, reply_to_payload
+from core.models import Direction, Message, MessageStatus, User
+from portal.chat import message_event, signed_in_user
+from portal.csrf import require_csrf
 from portal.links import PortalLinks
 from portal.setup import setup_portal
 
@@ -23,12 +30,13 @@ PASSWORD = "correct horse battery"
 
 @dataclass
 class RecordingQueue:
-    """A `core.ports.TurnQueue` that records every enqueue."""
+    """The part of `core.ports.TurnQueue` the inbox uses, recording which users' drains were scheduled."""
 
-    calls: list[tuple[int, int]] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
 
-    async def enqueue_turn(self, user_id: int, message_id: int) -> None:
-        self.calls.append((user_id, message_id))
+    async def schedule(self, user_id: int) -> bool:
+        self.calls.append(user_id)
+        return True
 
 
 @dataclass
@@ -44,13 +52,29 @@ class Portal:
         self.client.session.cookie_jar.clear()
 
 
-@pytest.fixture
-async def portal(db: str, redis: ArqRedis) -> AsyncIterator[Portal]:
-    """The portal installed on a bare application, served on a local port."""
+def install_portal(
+    app: web.Application, *, links: PortalLinks, inbox: Inbox, redis: Redis, keepalive: float = 15.0
+) -> None:
+    """The portal and the web chat adapter on `app`, wired as `ava_bot.app.create_app` wires them."""
+    setup_portal(app, secret_key=SECRET, links=links, web_channel=WebChannel.name, secure_cookies=False)
+    setup_web_chat(
+        app,
+        inbox=inbox,
+        redis=redis,
+        session_user=signed_in_user,
+        require_csrf=require_csrf,
+        message_view=message_event,
+        keepalive=keepalive,
+    )
+
+
+@asynccontextmanager
+async def serve_portal(redis: Redis) -> AsyncIterator[Portal]:
+    """The portal installed on a bare application with the error middleware, served on a local port."""
     queue = RecordingQueue()
     links = PortalLinks(SECRET, BASE_URL)
-    app = web.Application()
-    setup_portal(app, secret_key=SECRET, links=links, inbox=Inbox(queue), redis=redis, secure_cookies=False)
+    app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
+    install_portal(app, links=links, inbox=Inbox(queue), redis=redis)
     server = TestServer(app)
     client: TestClient = TestClient(server)
     await client.start_server()
@@ -59,6 +83,13 @@ async def portal(db: str, redis: ArqRedis) -> AsyncIterator[Portal]:
         yield harness
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def portal(db: str, redis: ArqRedis) -> AsyncIterator[Portal]:
+    """The portal (and the web chat adapter) served on a local port."""
+    async with serve_portal(redis) as harness:
+        yield harness
 
 
 def csrf_of(html: str) -> str:
@@ -85,3 +116,28 @@ async def sign_up(client: TestClient, email: str = "alice@example.com", password
     assert response.headers["Location"] == "/chat"
     user = await User.get(email=email.strip().lower())
     return user.id
+
+
+async def signed_in(portal: Portal) -> tuple[int, str]:
+    """Sign up and return the user id and the chat page's CSRF token."""
+    user_id = await sign_up(portal.client)
+    return user_id, await page_token(portal.client, "/chat")
+
+
+async def post_chat(portal: Portal, token: str | None, **fields: str) -> ClientResponse:
+    """Post to the web chat as its script does (JSON, CSRF header when `token` is given)."""
+    headers = {"X-CSRF-Token": token} if token else {}
+    return await portal.client.post("/chat/messages", json=fields, headers=headers)
+
+
+async def store_reply(user_id: int, reply: Reply) -> Message:
+    """Store an outbound web row the way the turn runner does before it calls the channel."""
+    return await Message.create(
+        user_id=user_id,
+        direction=Direction.OUTBOUND,
+        channel="web",
+        chat_id=str(user_id),
+        text=reply_text(reply),
+        payload=reply_to_payload(reply),
+        status=MessageStatus.SENT,
+    )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from argon2 import PasswordHasher
 
 from core.models import ChannelIdentity, User
 from portal.auth import hash_password
-from tests.portal.conftest import PASSWORD, Portal, page_token, sign_up
+from portal.links import PortalLinks
+from tests.portal.conftest import BASE_URL, PASSWORD, SECRET, Portal, page_token, sign_up
+
+#: What a browser sends when it loads a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 async def test_sign_up_starts_a_session_and_opens_the_chat(portal: Portal) -> None:
@@ -120,14 +126,53 @@ async def test_magic_link_signs_in(portal: Portal) -> None:
     assert (await portal.client.get("/chat", allow_redirects=False)).status == 200
 
 
+def _tampered(path: str) -> str:
+    return path[:-3] + ("xyz" if not path.endswith("xyz") else "abc")
+
+
 async def test_tampered_magic_link_is_forbidden(portal: Portal) -> None:
-    """A tampered sign-in link answers 403 and signs nobody in."""
+    """A tampered sign-in link opened in a browser answers a 403 error page with the security headers."""
     user = await User.create()
     path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
-    tampered = path[:-3] + ("xyz" if not path.endswith("xyz") else "abc")
-    response = await portal.client.get(tampered, allow_redirects=False)
+    response = await portal.client.get(_tampered(path), headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
     assert response.status == 403
-    assert "not valid" in await response.text()
+    assert response.content_type == "text/html"
+    assert "script-src 'nonce-" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    html = await response.text()
+    assert "<h1>Link not valid</h1>" in html and "This link is not valid." in html
+    assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
+
+
+async def test_expired_magic_link_page_says_to_ask_for_a_new_one(portal: Portal) -> None:
+    """An expired sign-in link answers a 403 page saying to ask in the chat for a new link."""
+    user = await User.create()
+    now = time.time()
+    old_links = PortalLinks(SECRET, BASE_URL, clock=lambda: now - 3600)
+    path = old_links.sign_in_url(user.id).removeprefix(BASE_URL)
+    response = await portal.client.get(path, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
+    assert response.status == 403
+    html = await response.text()
+    assert "<h1>Link expired</h1>" in html and "Ask in the chat for a new one." in html
+
+
+async def test_bad_magic_link_answers_json_to_a_json_client(portal: Portal) -> None:
+    """The same refused sign-in link requested with `Accept: application/json` answers a JSON 403."""
+    user = await User.create()
+    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    response = await portal.client.get(_tampered(path), headers={"Accept": "application/json"}, allow_redirects=False)
+    assert response.status == 403
+    assert await response.json() == {"error": "This link is not valid."}
+
+
+async def test_magic_link_for_a_deleted_user_is_refused(portal: Portal) -> None:
+    """A genuine sign-in link whose user no longer exists answers 403 and signs nobody in."""
+    user = await User.create()
+    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    await user.delete()
+    response = await portal.client.get(path, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
+    assert response.status == 403
+    assert "This link is not valid." in await response.text()
     assert (await portal.client.get("/chat", allow_redirects=False)).status == 303
 
 

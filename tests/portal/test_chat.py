@@ -1,180 +1,20 @@
-"""The web chat: posting messages through the inbox, the chat page, and the live event stream."""
+"""The chat page: recent web messages in both directions, rendered safely; posting and streaming are the
+web channel's routes (tests/channels/test_web.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
-
-from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
-from arq.connections import ArqRedis
-
-from channels.web import WebChannel, web_ref
-from core.inbox import Inbox
-from core.messages import Choice, ChoicesReply, LinkReply, PhotoReady, Reply, TextReply, reply_text, reply_to_payload
-from core.models import Direction, Message, MessageStatus, User
-from portal.links import PortalLinks
-from portal.setup import setup_portal
-from tests.portal.conftest import BASE_URL, SECRET, Portal, RecordingQueue, page_token, sign_up
+from core.messages import Choice, ChoicesReply, LinkReply, PhotoReady, TextReply
+from core.models import User
+from tests.portal.conftest import Portal, post_chat, sign_up, signed_in, store_reply
 
 CLIENT_ID = "c0ffee00c0ffee00"
-
-
-async def post_message(portal: Portal, token: str | None, **fields: str) -> ClientResponse:
-    headers = {"X-CSRF-Token": token} if token else {}
-    return await portal.client.post("/chat/messages", json=fields, headers=headers)
-
-
-async def signed_in(portal: Portal) -> tuple[int, str]:
-    """Sign up and return the user id and the chat page's CSRF token."""
-    user_id = await sign_up(portal.client)
-    return user_id, await page_token(portal.client, "/chat")
-
-
-async def store_reply(user_id: int, reply: Reply) -> Message:
-    """Store an outbound web row the way the turn runner does before it calls the channel."""
-    return await Message.create(
-        user_id=user_id,
-        direction=Direction.OUTBOUND,
-        channel="web",
-        chat_id=str(user_id),
-        text=reply_text(reply),
-        payload=reply_to_payload(reply),
-        status=MessageStatus.SENT,
-    )
-
-
-async def next_event(response: ClientResponse, timeout: float = 5.0) -> dict[str, str]:
-    """Read the next SSE event that carries data (skipping comments and the retry hint)."""
-    fields: dict[str, str] = {}
-    while True:
-        line = (await asyncio.wait_for(response.content.readline(), timeout)).decode().rstrip("\n")
-        if line == "":
-            if "data" in fields:
-                return fields
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            fields[name] = value
-
-
-async def test_unauthenticated_post_is_401(portal: Portal) -> None:
-    """Posting a message without a session answers 401 and stores nothing."""
-    token = await page_token(portal.client, "/")
-    response = await post_message(portal, token, text="hi", client_id=CLIENT_ID)
-    assert response.status == 401
-    assert await Message.all().count() == 0
-
-
-async def test_post_stores_one_pending_row_and_enqueues_once(portal: Portal) -> None:
-    """A typed message becomes one pending inbound web row and one enqueued turn; the answer is 202."""
-    user_id, token = await signed_in(portal)
-    response = await post_message(portal, token, text="  hello Ava  ", client_id=CLIENT_ID)
-    assert response.status == 202
-    body = await response.json()
-    row = await Message.get()
-    assert body == {"message_id": row.id, "duplicate": False}
-    assert (row.user_id, row.direction, row.channel, row.chat_id) == (user_id, Direction.INBOUND, "web", str(user_id))
-    assert (row.text, row.choice, row.status) == ("hello Ava", None, MessageStatus.PENDING)
-    assert portal.queue.calls == [(user_id, row.id)]
-
-
-async def test_same_client_id_is_stored_and_enqueued_once(portal: Portal) -> None:
-    """Posting the same client_id twice stores one row, enqueues once, and reports the duplicate."""
-    user_id, token = await signed_in(portal)
-    first = await post_message(portal, token, text="hello", client_id=CLIENT_ID)
-    second = await post_message(portal, token, text="hello", client_id=CLIENT_ID)
-    first_body = await first.json()
-    assert first_body["duplicate"] is False
-    assert await second.json() == {"message_id": first_body["message_id"], "duplicate": True}
-    assert await Message.all().count() == 1
-    assert portal.queue.calls == [(user_id, first_body["message_id"])]
-
-
-async def test_client_ids_are_scoped_per_user(portal: Portal) -> None:
-    """Two users using the same client_id each get their own message."""
-    _, token = await signed_in(portal)
-    await post_message(portal, token, text="from alice", client_id=CLIENT_ID)
-    portal.forget_cookies()
-    await sign_up(portal.client, email="bob@example.com")
-    token = await page_token(portal.client, "/chat")
-    response = await post_message(portal, token, text="from bob", client_id=CLIENT_ID)
-    assert (await response.json())["duplicate"] is False
-    assert await Message.all().count() == 2
-
-
-async def test_pressed_choice_is_stored_as_choice(portal: Portal) -> None:
-    """A pressed button is stored as the message's choice, without text."""
-    _, token = await signed_in(portal)
-    response = await post_message(portal, token, choice="gender:female", client_id=CLIENT_ID)
-    assert response.status == 202
-    row = await Message.get()
-    assert (row.text, row.choice) == (None, "gender:female")
-
-
-async def test_empty_message_is_400(portal: Portal) -> None:
-    """Neither text nor choice (or only spaces) answers 400 with a clear error and stores nothing."""
-    _, token = await signed_in(portal)
-    response = await post_message(portal, token, text="   ", client_id=CLIENT_ID)
-    assert response.status == 400
-    assert (await response.json())["error"] == "Write a message or press a button."
-    assert await Message.all().count() == 0 and portal.queue.calls == []
-
-
-async def test_too_long_text_is_400(portal: Portal) -> None:
-    """Text over 4000 characters answers 400 and stores nothing."""
-    _, token = await signed_in(portal)
-    response = await post_message(portal, token, text="x" * 4001, client_id=CLIENT_ID)
-    assert response.status == 400
-    assert "4000" in (await response.json())["error"]
-    assert await Message.all().count() == 0
-
-
-async def test_missing_client_id_is_400(portal: Portal) -> None:
-    """A message without a usable client_id is refused (it is the idempotency key)."""
-    _, token = await signed_in(portal)
-    response = await post_message(portal, token, text="hi")
-    assert response.status == 400
-    assert await Message.all().count() == 0
-
-
-async def test_post_without_csrf_token_is_403(portal: Portal) -> None:
-    """A signed-in POST without the CSRF token is refused and stores nothing."""
-    await signed_in(portal)
-    response = await post_message(portal, None, text="hi", client_id=CLIENT_ID)
-    assert response.status == 403
-    assert await Message.all().count() == 0
-
-
-async def test_cross_site_post_is_403_even_with_a_token(portal: Portal) -> None:
-    """A POST the browser marks as cross-site is refused even when it carries the token."""
-    _, token = await signed_in(portal)
-    response = await portal.client.post(
-        "/chat/messages",
-        json={"text": "hi", "client_id": CLIENT_ID},
-        headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"},
-    )
-    assert response.status == 403
-    assert await Message.all().count() == 0
-
-
-async def test_plain_form_post_redirects_back_to_the_chat(portal: Portal) -> None:
-    """Without script, the chat's HTML form posts and is redirected back to /chat; the message is stored."""
-    _, token = await signed_in(portal)
-    response = await portal.client.post(
-        "/chat/messages", data={"text": "hi", "client_id": CLIENT_ID, "csrf_token": token}, allow_redirects=False
-    )
-    assert response.status == 303
-    assert response.headers["Location"] == "/chat"
-    assert (await Message.get()).text == "hi"
 
 
 async def test_chat_page_renders_history(portal: Portal) -> None:
     """The page shows both directions: text, choice buttons, link buttons, inline photos, escaped text."""
     user_id, token = await signed_in(portal)
     await store_reply(user_id, ChoicesReply("Pick one", (Choice("Female", "gender:female"),)))
-    await post_message(portal, token, choice="gender:female", client_id=CLIENT_ID)
+    await post_chat(portal, token, choice="gender:female", client_id=CLIENT_ID)
     await store_reply(user_id, LinkReply("Subscribe here", "Subscribe", "http://portal.test/subscribe"))
     await store_reply(user_id, PhotoReady(7, "http://portal.test/photos/7?t=abc", "At the beach"))
     await store_reply(user_id, TextReply("<script>alert(1)</script>"))
@@ -189,6 +29,23 @@ async def test_chat_page_renders_history(portal: Portal) -> None:
     assert "someone else" not in html
 
 
+async def test_chat_page_drops_unsafe_link_targets(portal: Portal) -> None:
+    """A stored link whose target is not http(s) or site-relative is shown as plain text, never as a link."""
+    user_id, _ = await signed_in(portal)
+    await store_reply(user_id, LinkReply("Click me", "Open", "javascript:alert(1)"))
+    html = await (await portal.client.get("/chat")).text()
+    assert "javascript:" not in html and ">Click me</p>" in html
+
+
+async def test_chat_page_script_shows_activity(portal: Portal) -> None:
+    """The page's nonce'd script handles `activity` events with the typing and photo lines."""
+    await signed_in(portal)
+    html = await (await portal.client.get("/chat")).text()
+    assert '<script nonce="' in html and 'addEventListener("activity"' in html
+    assert "Ava is typing…" in html and "Ava is taking a photo…" in html
+    assert '<p id="activity" class="muted" role="status" hidden></p>' in html
+
+
 async def test_session_of_a_deleted_account_is_ended(portal: Portal) -> None:
     """When the account behind a session is gone, /chat ends the session and sends the browser to sign in."""
     user_id = await sign_up(portal.client)
@@ -196,121 +53,3 @@ async def test_session_of_a_deleted_account_is_ended(portal: Portal) -> None:
     response = await portal.client.get("/chat", allow_redirects=False)
     assert (response.status, response.headers["Location"]) == (303, "/signin")
     assert (await portal.client.get("/signin", allow_redirects=False)).status == 200
-
-
-async def test_events_require_a_session(portal: Portal) -> None:
-    """The event stream answers 401 without a session."""
-    response = await portal.client.get("/chat/events")
-    assert response.status == 401
-
-
-async def test_event_stream_delivers_a_reply_after_the_channel_pokes(portal: Portal, redis: ArqRedis) -> None:
-    """A reply stored and sent through WebChannel arrives on an open stream as an event with its row id."""
-    user_id, _ = await signed_in(portal)
-    response = await portal.client.get("/chat/events")
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    reply = PhotoReady(photo_id=5, url="http://portal.test/photos/5?t=tok", caption="Here I am", kind="reference")
-    row = await store_reply(user_id, reply)
-    await WebChannel(redis).send(web_ref(user_id), reply)
-    event = await next_event(response)
-    assert event["id"] == str(row.id)
-    assert json.loads(event["data"]) == {
-        "id": row.id,
-        "direction": "out",
-        "text": "Here I am",
-        "payload": {**reply_to_payload(reply), "url": "/photos/5"},
-    }
-    response.close()
-
-
-async def test_idle_stream_wakes_only_on_the_poke(portal: Portal, redis: ArqRedis) -> None:
-    """Once the stream is idle, a stored row is streamed when the channel pokes (not before the keepalive)."""
-    user_id, _ = await signed_in(portal)
-    response = await portal.client.get("/chat/events")
-    await WebChannel(redis).send(web_ref(user_id), TextReply("warm-up"))
-    await asyncio.sleep(0.3)  # the stream has read its backlog and consumed the warm-up poke
-    row = await store_reply(user_id, TextReply("later"))
-    read = asyncio.ensure_future(next_event(response))
-    done, _ = await asyncio.wait({read}, timeout=1.2)
-    assert not done, "the row was streamed without a poke"
-    await WebChannel(redis).send(web_ref(user_id), TextReply("later"))
-    event = await asyncio.wait_for(read, 5)
-    assert event["id"] == str(row.id)
-    response.close()
-
-
-async def test_stream_rereads_on_keepalive_when_a_poke_is_lost(db: str, redis: ArqRedis) -> None:
-    """Without any poke, a stored row still arrives at the next keepalive (after a `: keepalive` comment)."""
-    app = web.Application()
-    links = PortalLinks(SECRET, BASE_URL)
-    inbox = Inbox(RecordingQueue())
-    setup_portal(app, secret_key=SECRET, links=links, inbox=inbox, redis=redis, secure_cookies=False, sse_keepalive=1)
-    async with TestClient(TestServer(app)) as client:
-        user = await User.create()
-        await client.get(links.sign_in_url(user.id).removeprefix(BASE_URL))
-        response = await client.get("/chat/events")
-        await asyncio.sleep(0.2)
-        row = await store_reply(user.id, TextReply("no poke"))
-        lines = []
-        async with asyncio.timeout(5):
-            while not lines or lines[-1] != f"id: {row.id}":
-                lines.append((await response.content.readline()).decode().rstrip("\n"))
-        assert ": keepalive" in lines
-        response.close()
-
-
-async def test_stream_without_redis_asks_the_browser_to_retry(db: str) -> None:
-    """When Redis cannot be reached the stream answers 200 with a retry hint and ends (EventSource retries)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dead = ArqRedis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-    app = web.Application()
-    links = PortalLinks(SECRET, BASE_URL)
-    setup_portal(app, secret_key=SECRET, links=links, inbox=Inbox(RecordingQueue()), redis=dead, secure_cookies=False)
-    async with TestClient(TestServer(app)) as client:
-        user = await User.create()
-        await client.get(links.sign_in_url(user.id).removeprefix(BASE_URL))
-        response = await client.get("/chat/events")
-        assert response.status == 200
-        assert await response.text() == "retry: 5000\n\n"
-    await dead.aclose()
-
-
-async def test_event_stream_resumes_after_last_event_id(portal: Portal) -> None:
-    """On reconnect with Last-Event-ID the stream sends only the rows after that id, skipping inbound ones."""
-    user_id, token = await signed_in(portal)
-    first = await store_reply(user_id, TextReply("one"))
-    await post_message(portal, token, text="mine", client_id=CLIENT_ID)
-    second = await store_reply(user_id, TextReply("two"))
-    response = await portal.client.get("/chat/events", headers={"Last-Event-ID": str(first.id)})
-    event = await next_event(response)
-    assert event["id"] == str(second.id)
-    assert json.loads(event["data"])["text"] == "two"
-    response.close()
-
-
-async def test_event_stream_starts_after_the_page(portal: Portal) -> None:
-    """`?after=` (the last id on the page) skips what the page already shows."""
-    user_id, _ = await signed_in(portal)
-    shown = await store_reply(user_id, TextReply("already on the page"))
-    new = await store_reply(user_id, TextReply("new"))
-    response = await portal.client.get(f"/chat/events?after={shown.id}")
-    assert (await next_event(response))["id"] == str(new.id)
-    response.close()
-
-
-async def test_event_stream_is_private(portal: Portal, redis: ArqRedis) -> None:
-    """A user's stream never carries another user's replies."""
-    user_id, _ = await signed_in(portal)
-    other = await User.create()
-    response = await portal.client.get("/chat/events")
-    await store_reply(other.id, TextReply("not for you"))
-    await WebChannel(redis).send(web_ref(other.id), TextReply("not for you"))
-    await WebChannel(redis).send(web_ref(user_id), TextReply("poke only"))
-    mine = await store_reply(user_id, TextReply("for you"))
-    await WebChannel(redis).send(web_ref(user_id), TextReply("for you"))
-    event = await next_event(response)
-    assert event["id"] == str(mine.id)
-    response.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.ports import Links
-from portal.links import LinkExpired, LinkInvalid, PortalLinks
+from portal.errors import LinkExpired, LinkInvalid
+from portal.links import PortalLinks
 
 BASE = "https://ava.example"
 

@@ -13,11 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from core.models import Avatar, User
+from imaging.errors import StorageError
+from imaging.library import StoredPhotoLibrary
 from imaging.models import Photo, PhotoKindChoice, PhotoStatus
 from imaging.storage import LocalPhotoStore
 from portal.auth import current_user_id, start_session
 from portal.links import PortalLinks
 from portal.photos import setup_photo_routes
+from portal.ports import PhotoLibrary
 
 SECRET = "test-secret-key-for-photo-links"
 JPEG = b"\xff\xd8\xff\xe0" + b"signed jpeg bytes" * 10
@@ -47,7 +50,7 @@ async def harness(db: str, tmp_path: Path) -> AsyncIterator[Harness]:
     store = LocalPhotoStore(tmp_path / "photos")
     app = web.Application()
     aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
-    setup_photo_routes(app, links=links, store=store, session_user=current_user_id)
+    setup_photo_routes(app, links=links, library=StoredPhotoLibrary(store), session_user=current_user_id)
 
     async def sign_in(request: web.Request) -> web.Response:
         await start_session(request, int(request.match_info["user_id"]))
@@ -173,3 +176,40 @@ async def test_non_numeric_id_is_404(harness: Harness) -> None:
     """A malformed photo id is simply not found."""
     response = await harness.client.get("/photos/abc")
     assert response.status == 404
+
+
+async def test_ready_photo_with_a_missing_file_is_404(harness: Harness) -> None:
+    """A ready photo whose file is gone answers the same 404 as a missing photo."""
+    photo = await _photo(harness)
+    assert photo.storage_key is not None
+    await harness.store.delete(photo.storage_key)
+    response = await harness.client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
+    assert response.status == 404
+    _assert_private(response)
+
+
+class BrokenStore(LocalPhotoStore):
+    """A store whose reads fail (a disk or bucket outage)."""
+
+    async def get(self, key: str) -> bytes:
+        raise StorageError(f"cannot read {key!r}: disk on fire")
+
+
+async def test_storage_failure_is_503_with_private_headers(db: str, tmp_path: Path) -> None:
+    """When the library cannot read a ready photo the route answers 503, still private."""
+    store = LocalPhotoStore(tmp_path / "photos")
+    harness = Harness(client=None, links=PortalLinks(SECRET, "http://portal.test"), store=store, clock=[0.0])  # type: ignore[arg-type]
+    photo = await _photo(harness)
+    app = web.Application()
+    aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
+    library = StoredPhotoLibrary(BrokenStore(tmp_path / "photos"))
+    setup_photo_routes(app, links=harness.links, library=library, session_user=current_user_id)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
+        assert response.status == 503
+        _assert_private(response)
+
+
+def test_stored_library_implements_the_portal_port(tmp_path: Path) -> None:
+    """imaging's library satisfies the portal's `PhotoLibrary` port (wired in `ava_bot.app`)."""
+    assert isinstance(StoredPhotoLibrary(LocalPhotoStore(tmp_path)), PhotoLibrary)

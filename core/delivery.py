@@ -1,0 +1,157 @@
+"""Outbound delivery: a user's stored replies leave in order, through their channel adapter, exactly once.
+
+Replies are outbound `Message` rows written in the transaction that produced them (a turn, a photo notice).
+`Deliverer.deliver_pending` sends a user's pending rows oldest first, with NO transaction open:
+
+- sent -> the row is `sent` with the platform's message id;
+- transient `DeliveryError` (flood control, a platform hiccup, an unknown exception) -> the row waits
+  (`next_attempt_at`, honouring `retry_after`, else exponential backoff) and the rows behind it wait too, so
+  order holds; after `max_attempts` the row fails and is dead-lettered;
+- permanent `DeliveryError` (blocked, chat gone, unreachable) -> the row is `failed` with the reason, the
+  identity is marked unreachable (the inbox clears that when the user writes again) and delivery goes on.
+
+A row is marked sent right after the platform accepted it; only a crash between the two can send it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.errors import DeliveryError
+from core.messages import ChatRef, reply_from_payload, reply_text, reply_to_payload
+from core.models import ChannelIdentity, DeadLetter, Direction, Message, MessageStatus
+from core.outcome import Outcome
+from core.ports import Channel
+
+logger = logging.getLogger(__name__)
+
+#: Dead-letter job name of a reply that could not be delivered.
+DELIVERY_DEAD_LETTER_JOB = "deliver_reply"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """Retry policy of transient send failures."""
+
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 300.0
+
+
+async def store_replies(user_id: int, ref: ChatRef, outcome: Outcome, *, key: str | None = None) -> None:
+    """Store the outcome's replies as pending outbound rows to `ref` (inside the caller's transaction).
+
+    `key` makes the rows unique on (channel, external id) — photo notices use the photo id.
+    """
+    for index, reply in enumerate(outcome.replies):
+        await Message.create(
+            user_id=user_id,
+            direction=Direction.OUTBOUND,
+            channel=ref.channel,
+            chat_id=ref.chat_id,
+            external_message_id=f"{key}:{index}" if key else None,
+            text=reply_text(reply),
+            payload=reply_to_payload(reply),
+            in_history=outcome.history_reply == index,
+            status=MessageStatus.PENDING,
+        )
+
+
+async def is_unreachable(ref: ChatRef) -> bool:
+    """Whether the platform told us this chat cannot be reached."""
+    return await ChannelIdentity.exists(channel=ref.channel, external_user_id=ref.chat_id, unreachable_at__isnull=False)
+
+
+async def mark_unreachable(ref: ChatRef, reason: str) -> None:
+    """Remember that `ref` cannot be reached (until the user writes again)."""
+    await ChannelIdentity.filter(channel=ref.channel, external_user_id=ref.chat_id).update(
+        unreachable_at=datetime.now(UTC), unreachable_reason=reason[:500]
+    )
+
+
+class Deliverer:
+    """Sends stored replies through the channel adapters."""
+
+    def __init__(self, channels: Mapping[str, Channel], config: DeliveryConfig | None = None) -> None:
+        self._channels = dict(channels)
+        self._config = config or DeliveryConfig()
+
+    def channel(self, name: str) -> Channel | None:
+        """The adapter of channel `name`, if this process has one."""
+        return self._channels.get(name)
+
+    async def deliver_pending(self, user_id: int) -> float | None:
+        """Send the user's pending replies in order; return seconds to wait when one must be retried later."""
+        rows = await Message.filter(
+            user_id=user_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING
+        ).order_by("id")
+        for row in rows:
+            now = datetime.now(UTC)
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                return (row.next_attempt_at - now).total_seconds()
+            wait = await self._deliver(row)
+            if wait is not None:
+                return wait
+        return None
+
+    async def _deliver(self, row: Message) -> float | None:
+        ref = ChatRef(row.channel, row.chat_id)
+        channel = self._channels.get(row.channel)
+        if channel is None:
+            await self._fail(row, f"no adapter for channel {row.channel!r} in this process")
+            return None
+        if await is_unreachable(ref):
+            await self._fail(row, "recipient unreachable (the platform refused an earlier message)")
+            return None
+        assert row.payload is not None
+        try:
+            delivery = await channel.send(ref, reply_from_payload(row.payload))
+        except DeliveryError as exc:
+            if exc.permanent:
+                logger.warning("reply %s to a %s chat refused for good: %s", row.id, row.channel, exc)
+                await self._fail(row, f"permanent: {exc}")
+                await mark_unreachable(ref, str(exc))
+                return None
+            return await self._retry_later(row, str(exc), exc.retry_after)
+        except Exception as exc:  # an adapter bug or an unexpected client error: retried, then dead-lettered
+            logger.exception("sending reply %s through %s failed", row.id, row.channel)
+            return await self._retry_later(row, f"{type(exc).__name__}: {exc}", None)
+        await Message.filter(id=row.id, status=MessageStatus.PENDING).update(
+            status=MessageStatus.SENT,
+            processed_at=datetime.now(UTC),
+            platform_message_id=delivery.platform_message_id,
+            next_attempt_at=None,
+        )
+        return None
+
+    async def _retry_later(self, row: Message, error: str, retry_after: float | None) -> float | None:
+        attempts = row.attempts + 1
+        if attempts >= self._config.max_attempts:
+            logger.error("reply %s undeliverable after %s attempts: %s", row.id, attempts, error)
+            await self._fail(row, f"gave up after {attempts} attempts: {error}", attempts=attempts, dead_letter=True)
+            return None
+        backoff = min(self._config.backoff_seconds * 2 ** (attempts - 1), self._config.max_backoff_seconds)
+        wait = max(backoff, retry_after or 0.0)
+        logger.warning("reply %s not delivered (attempt %s), retrying in %.1f s: %s", row.id, attempts, wait, error)
+        await Message.filter(id=row.id).update(
+            attempts=attempts, error=error[:2000], next_attempt_at=datetime.now(UTC) + timedelta(seconds=wait)
+        )
+        return float(wait)
+
+    async def _fail(self, row: Message, reason: str, *, attempts: int | None = None, dead_letter: bool = False) -> None:
+        await Message.filter(id=row.id, status=MessageStatus.PENDING).update(
+            status=MessageStatus.FAILED,
+            error=reason[:2000],
+            processed_at=datetime.now(UTC),
+            attempts=attempts if attempts is not None else row.attempts,
+        )
+        if dead_letter:
+            await DeadLetter.create(
+                job=DELIVERY_DEAD_LETTER_JOB,
+                payload={"message_id": row.id, "user_id": row.user_id},
+                error=reason,
+                attempts=attempts or row.attempts,
+            )

@@ -11,7 +11,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from ava_bot import health
-from ava_bot.http import error_middleware
+from ava_bot.http import make_error_middleware, portal_error_page
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.settings import Settings
 from ava_bot.wiring import build_links, build_services, build_store, open_photo_pipeline, open_resources
@@ -47,7 +47,7 @@ async def create_app(
     `redis` / `own_database` inject clients the caller owns (dev mode and tests); `llm` / `entitlements` /
     `image_provider` replace the configured implementations (tests).
     """
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
     app[SETTINGS] = settings
 
     async def resources_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -25,7 +25,7 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _JSON_RANGES = {"application/json": 2, "application/*": 1, "*/*": 0}
 
 
-class ErrorPage(Protocol):
+class PageRenderer(Protocol):
     """Renders the HTML page a browser gets for an `AvaError`."""
 
     def __call__(
@@ -33,7 +33,7 @@ class ErrorPage(Protocol):
     ) -> Awaitable[web.StreamResponse]: ...
 
 
-def make_error_middleware(*, page: ErrorPage | None = None) -> Middleware:
+def make_error_middleware(*, page: PageRenderer | None = None) -> Middleware:
     """The error middleware; with `page`, browser page requests get that HTML page instead of JSON."""
 
     @web.middleware
@@ -53,7 +53,7 @@ error_middleware = make_error_middleware()
 
 
 async def portal_error_page(request: web.Request, *, status: int, title: str, message: str) -> web.Response:
-    """The portal's `error.html` with `status`, its CSP nonce and security headers (an `ErrorPage`)."""
+    """The portal's `error.html` with `status`, its CSP nonce and security headers (a `PageRenderer`)."""
     return await render(request, "error.html", {"title": title, "message": message}, status=status)
 
 
@@ -92,7 +92,7 @@ def _quality(params: str) -> float:
     return 1.0
 
 
-async def _answer(request: web.Request, exc: AvaError, page: ErrorPage | None) -> web.StreamResponse:
+async def _answer(request: web.Request, exc: AvaError, page: PageRenderer | None) -> web.StreamResponse:
     status = exc.http_status
     # The route's template, not the path: paths can carry signed tokens (magic sign-in links).
     route = _route(request)

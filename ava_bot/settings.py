@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     turn_backoff_seconds: float = Field(default=2.0, gt=0)
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_backoff_seconds: float = Field(default=2.0, gt=0)
+    activity_interval_seconds: float = Field(default=4.0, gt=0)
 
     @property
     def is_production(self) -> bool:

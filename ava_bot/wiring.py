@@ -173,7 +173,9 @@ def build_services(
         queue=queue,
         photos=photos,
         config=RunnerConfig(
-            max_turn_attempts=settings.turn_max_attempts, turn_backoff_seconds=settings.turn_backoff_seconds
+            max_turn_attempts=settings.turn_max_attempts,
+            turn_backoff_seconds=settings.turn_backoff_seconds,
+            activity_interval=settings.activity_interval_seconds,
         ),
     )
     return Services(

@@ -180,17 +180,19 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
 async def _read_message_body(request: web.Request) -> tuple[Mapping[str, Any], bool]:
     """The posted fields and whether they came as JSON."""
     if request.content_type == "application/json":
         try:
             body = await request.json()
         except ValueError:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": "The body is not valid JSON."}), content_type="application/json"
-            ) from None
+            raise _bad_request("The body is not valid JSON.") from None
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text=json.dumps({"error": "Expected a JSON object."}), content_type="application/json")
+            raise _bad_request("Expected a JSON object.")
         return body, True
     return await request.post(), False
 

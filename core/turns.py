@@ -250,9 +250,11 @@ class TurnRunner:
         marks the photo ready / failed), so a notice exists exactly when the photo is finished. No network."""
         user = await User.select_for_update().get(id=event.user_id)
         ref = await notice_chat(event)
+        before = _setup_state(user)
         outcome = await self._engine.photo_event(user, event)
-        user.version += 1
-        await user.save()
+        if _setup_state(user) != before:  # only then: a turn computed meanwhile must be computed again
+            user.version += 1
+            await user.save()
         if ref is None:
             logger.warning("photo %s of user %s finished but the user has no chat to tell", event.photo_id, user.id)
             return
@@ -263,6 +265,17 @@ class TurnRunner:
         return showing(
             self._deliverer.channel(ref.channel), ref, "upload_photo", interval=self._config.activity_interval
         )
+
+
+def _setup_state(user: User) -> tuple[object, ...]:
+    """The user fields a photo event may change."""
+    return (
+        user.setup_step,
+        user.setup_avatar_id,
+        user.setup_photo_id,
+        user.draft_appearance,
+        user.question_round,
+    )
 
 
 async def open_choices(user: User, ref: ChatRef) -> tuple[Choice, ...]:

@@ -21,7 +21,7 @@ class GalleryPhoto(Protocol):
 
     @property
     def kind(self) -> str:
-        """"reference" (the avatar's portrait) or "photo"."""
+        """Either "reference" (the avatar's portrait) or "photo"."""
         ...
 
     @property

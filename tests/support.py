@@ -18,12 +18,21 @@ from imaging.providers.base import ImageProvider
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, redis: ArqRedis, services: Services, *, provider: ImageProvider | None = None, **ctx: Any
+    settings: Settings,
+    redis: ArqRedis,
+    services: Services,
+    *,
+    provider: ImageProvider | None = None,
+    max_jobs: int | None = None,
+    **ctx: Any,
 ) -> AsyncIterator[None]:
     """Run the real arq worker (same functions and wiring as production) in this loop for the block."""
     resources = Resources(settings=settings, redis=redis)
+    options: dict[str, Any] = {"poll_delay": 0.01, "ctx": dict(ctx)}
+    if max_jobs is not None:
+        options["max_jobs"] = max_jobs
     async with open_photo_pipeline(settings, services, provider=provider) as pipeline:
-        worker = create_worker(settings, resources, services, pipeline, in_process=True, poll_delay=0.01, ctx=dict(ctx))
+        worker = create_worker(settings, resources, services, pipeline, in_process=True, **options)
         task = asyncio.create_task(worker.async_run())
         try:
             yield

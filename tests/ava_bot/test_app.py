@@ -7,11 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
@@ -19,7 +20,11 @@ from ava_bot.app import create_app
 from ava_bot.keys import SERVICES
 from ava_bot.redis import FakeArqRedis
 from ava_bot.settings import Settings
+from core.errors import ValidationFailed
 from tests.support import eventually
+
+#: What a browser sends when it loads a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def free_port() -> int:
@@ -32,8 +37,11 @@ def free_port() -> int:
 async def client_for(db: str) -> AsyncIterator[Callable[..., object]]:
     clients: list[TestClient] = []
 
-    async def make(settings: Settings, redis: ArqRedis, **kwargs: object) -> TestClient:
+    async def make(
+        settings: Settings, redis: ArqRedis, *, extra_routes: Iterable[web.RouteDef] = (), **kwargs: object
+    ) -> TestClient:
         app = await create_app(settings, redis=redis, own_database=False, **kwargs)  # type: ignore[arg-type]
+        app.router.add_routes(extra_routes)
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
@@ -141,3 +149,35 @@ async def test_terms_page_is_served(client_for, make_settings, redis: ArqRedis) 
     client = await client_for(make_settings(), redis)
     response = await client.get("/terms")
     assert response.status == 200 and "Adults only" in await response.text()
+
+
+async def test_bad_magic_link_answers_the_error_page(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
+    """A refused sign-in link opened in a browser answers the portal's 403 page, with its CSP nonce and headers."""
+    client = await client_for(make_settings(), redis)
+    response = await client.get("/portal/sign-in/not-a-token", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status == 403
+    assert response.content_type == "text/html"
+    assert "script-src 'nonce-" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "This link is not valid." in await response.text()
+
+
+async def test_bad_magic_link_answers_json_to_a_json_client(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
+    """The same refused sign-in link requested with `Accept: application/json` answers a JSON 403."""
+    client = await client_for(make_settings(), redis)
+    response = await client.get("/portal/sign-in/not-a-token", headers={"Accept": "application/json"})
+    assert response.status == 403
+    assert await response.json() == {"error": "This link is not valid."}
+
+
+async def test_ava_error_in_a_json_route_answers_json(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
+    """An `AvaError` raised by a JSON API route answers its status and public message as JSON."""
+
+    async def create_thing(request: web.Request) -> web.Response:
+        raise ValidationFailed("A name is required.")
+
+    client = await client_for(make_settings(), redis, extra_routes=[web.post("/api/things", create_thing)])
+    for accept in ("application/json", "*/*"):
+        response = await client.post("/api/things", json={}, headers={"Accept": accept})
+        assert response.status == 400
+        assert await response.json() == {"error": "A name is required."}

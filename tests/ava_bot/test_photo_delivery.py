@@ -10,8 +10,8 @@ from arq.connections import ArqRedis
 
 from ava_bot.wiring import build_services
 from core.engine import ACCEPT, REF_KEEP
-from core.models import Direction, Message, Mode, User
-from imaging.models import DeadLetter, Photo, PhotoStatus
+from core.models import DeadLetter, Direction, Message, Mode, User
+from imaging.models import Photo, PhotoStatus
 from imaging.providers.replicate import ReplicateImageProvider
 from tests.core.test_setup_flow import Chat, Gate
 from tests.fakes.openai import FakeOpenAI
@@ -40,7 +40,7 @@ async def test_reference_then_failed_photo_is_told_in_chat(
         poll_interval=0.01,
         timeout=5,
     )
-    chat = Chat(services, chat_id="77")
+    chat = Chat(services, chat_id="77", worker=True)
     async with running_worker(settings, redis, services, provider=provider):
         await chat.send("/start")
         await chat.send(choice=ACCEPT)

@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from tortoise.transactions import in_transaction
 
 from ava_bot.wiring import Services, build_services
-from core.engine import ACCEPT, REF_AGAIN, REF_KEEP, PhotoEvent
+from core.engine import ACCEPT, REF_AGAIN, REF_KEEP
 from core.messages import ChatRef, InboundMessage
-from core.models import Avatar, Direction, Message, SetupStep, User
+from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
+from core.ports import PhotoEvent
 from imaging.models import Photo
 from tests.fakes.openai import FakeOpenAI
+from tests.support import eventually
 
 
 class Gate:
@@ -48,30 +51,66 @@ def services(db: str, redis: ArqRedis, settings: Any, gate: Gate) -> Services:
 
 
 class Chat:
-    """Drives one web user through the real inbox + turn runner, without a worker (drain inline)."""
+    """Drives one web user through the real inbox + turn runner.
 
-    def __init__(self, services: Services, chat_id: str = "42") -> None:
+    Without a worker the test drains inline; with `worker=True` a running worker does it and `send` waits.
+    A `choice` is pressed like a user would: the stamped button data of the latest question offering it.
+    """
+
+    def __init__(self, services: Services, chat_id: str = "42", *, worker: bool = False) -> None:
         self.services = services
         self.chat_id = chat_id
         self.count = 0
         self.user_id = 0
+        self.worker = worker
 
     async def send(self, text: str | None = None, choice: str | None = None) -> list[dict[str, Any]]:
         self.count += 1
-        msg = InboundMessage(ChatRef("web", self.chat_id), f"m{self.count}", text, choice)
+        before = await self._last_id()
+        pressed = await self.button(choice) if choice is not None else None
+        msg = InboundMessage(ChatRef("web", self.chat_id), f"m{self.count}", text, pressed)
         stored = await self.services.inbox.receive(msg)
         self.user_id = stored.user_id
-        before = await self._last_id()
-        await self.services.runner.drain(stored.user_id)
+        if self.worker:
+            await eventually(lambda: self._handled(stored.message_id), what=f"message {stored.message_id} handled")
+        else:
+            await self.services.runner.drain(stored.user_id, whole=True)
         return await self._since(before)
 
+    async def button(self, data: str) -> str:
+        """The data a press of the button `data` of the latest question sends (unstamped if none offers it)."""
+        rows = await Message.filter(direction=Direction.OUTBOUND, chat_id=self.chat_id).order_by("-id")
+        for row in rows:
+            payload = row.payload or {}
+            for offered in payload.get("choices", []) if payload.get("type") == "choices" else []:
+                if offered["data"].partition(".")[2] == data:
+                    return str(offered["data"])
+        return data
+
+    async def _handled(self, message_id: int) -> bool:
+        row = await Message.get(id=message_id)
+        if row.status == MessageStatus.PENDING:
+            return False
+        return not await Message.exists(
+            direction=Direction.OUTBOUND, chat_id=self.chat_id, status=MessageStatus.PENDING
+        )
+
     async def photo_done(self, status: str = "ready") -> list[dict[str, Any]]:
-        """What the photo pipeline does when the pending reference finishes (its notify callback)."""
+        """What the photo pipeline does when the pending reference finishes: its terminal transaction, then delivery."""
         photo = await Photo.filter(user_id=self.user_id).order_by("-id").first()
         assert photo is not None
         before = await self._last_id()
-        event = PhotoEvent(photo.id, photo.kind, status, photo.avatar_id)  # type: ignore[attr-defined]
-        await self.services.runner.photo_event(self.user_id, event)
+        event = PhotoEvent(
+            user_id=self.user_id,
+            photo_id=photo.id,
+            kind=photo.kind.value,
+            status=status,  # type: ignore[arg-type]
+            avatar_id=photo.avatar_id,
+            ref=ChatRef("web", self.chat_id),
+        )
+        async with in_transaction():
+            await self.services.runner.record_photo_event(event)
+        await self.services.runner.drain(self.user_id, whole=True)
         return await self._since(before)
 
     async def user(self) -> User:
@@ -128,7 +167,7 @@ async def test_age_below_20_and_non_numbers_are_re_asked(services: Services) -> 
         assert (await chat.user()).setup_step == SetupStep.AGE
     await chat.send("20")
     user = await chat.user()
-    assert user.setup_step == SetupStep.NATIONALITY and user.setup_draft["age"] == 20
+    assert user.setup_step == SetupStep.NATIONALITY and user.draft_age == 20
 
 
 async def test_unsafe_appearance_is_refused(services: Services) -> None:
@@ -160,7 +199,7 @@ async def test_setup_requests_reference_then_regenerate_cap_then_keep(services: 
         await chat.send(choice=REF_AGAIN)
         shown = await chat.photo_done()
         assert f"{left} of 2 free regenerations left" in shown[1]["text"]
-    capped = await chat.send(choice=REF_AGAIN)
+    capped = await chat.send("again")  # the Regenerate button is gone; typing still asks
     assert "last of your 2 free regenerations" in texts(capped)
     assert any(p["type"] == "link" and p["url"].endswith("/subscribe") for p in capped)
     assert await Photo.filter(user_id=user.id, kind="reference").count() == 3
@@ -192,7 +231,8 @@ async def test_restart_mid_setup_resumes_at_the_same_step(settings: Any, redis: 
     await chat.send("Korean")
     user = await chat.user()
     assert user.setup_step == SetupStep.APPEARANCE
-    assert user.setup_draft == {"gender": "woman", "age": 31, "nationality": "Korean"}
+    assert (user.draft_gender, user.draft_age, user.draft_nationality) == ("woman", 31, "Korean")
+    assert user.draft_appearance is None
 
 
 async def test_avatar_edit_offers_current_values_and_ends_with_new_reference(services: Services, gate: Gate) -> None:
@@ -205,7 +245,8 @@ async def test_avatar_edit_offers_current_values_and_ends_with_new_reference(ser
     first = await Avatar.get(user_id=chat.user_id)
 
     started = await chat.send("/avatar")
-    assert started[-1]["choices"][0] == {"label": "Keep: woman", "data": "keep"}
+    assert started[-1]["choices"][0]["label"] == "Keep: woman"
+    assert started[-1]["choices"][0]["data"].endswith(".keep")
     for answer in ("keep", "keep", "keep", "short silver hair, blue eyes", "keep", "keep"):
         await chat.send(choice=answer if answer == "keep" else None, text=None if answer == "keep" else answer)
     assert (await chat.user()).setup_step == SetupStep.REFERENCE_PENDING
@@ -226,7 +267,7 @@ async def test_mode_switch_and_commands(services: Services, gate: Gate) -> None:
     await chat.photo_done()
     await chat.send(choice=REF_KEEP)
     offered = await chat.send("/mode")
-    assert [c["data"] for c in offered[-1]["choices"]] == ["mode:secretary", "mode:intimate"]
+    assert [c["data"].partition(".")[2] for c in offered[-1]["choices"]] == ["mode:secretary", "mode:intimate"]
     await chat.send(choice="mode:intimate")
     assert (await chat.user()).mode == "intimate"
     for command, fragment in (("/portal", "/portal/sign-in/"), ("/subscribe", "/subscribe"), ("/photos", "/gallery")):

@@ -14,7 +14,18 @@ from ava_bot.jobs import sweep_turns
 from ava_bot.wiring import Services, build_services
 from billing.entitlements import DevelopmentEntitlements
 from core.messages import ChatRef, InboundMessage
-from core.models import Avatar, ChannelIdentity, Direction, Message, MessageStatus, Mode, SetupStep, User
+from core.models import (
+    Avatar,
+    ChannelIdentity,
+    DeadLetter,
+    Direction,
+    Message,
+    MessageStatus,
+    Mode,
+    SetupStep,
+    User,
+)
+from core.persona import turn_failed_line
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, running_worker
 
@@ -27,7 +38,9 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 def services(db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI) -> Services:
-    settings = make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, llm_timeout_seconds=10)
+    settings = make_settings(
+        llm_api_key="sk-test", llm_base_url=fake_llm.base_url, llm_timeout_seconds=10, turn_backoff_seconds=0.05
+    )
     return build_services(settings, redis, entitlements=DevelopmentEntitlements())
 
 
@@ -133,30 +146,62 @@ async def test_history_after_send_photo_replays_as_a_valid_request(
     assert first["tools"][0]["function"]["name"] == "send_photo"
     replayed = second["messages"]
     assert all(set(m) == {"role", "content"} for m in replayed)
-    assert any(
-        m["role"] == "assistant" and "[sent a photo: in a red dress by the window]" in m["content"] for m in replayed
-    )
-    replies = [r.text for r in await replies_of(user)]
-    assert replies[0].startswith("Hold on 📸")
+    assert [m["content"] for m in replayed if m["role"] == "assistant"] == ["Hold on 📸"]
+    replies = await replies_of(user)
+    # No internal note ever reaches the user (or the model, which would learn to write it).
+    assert replies[0].text == "Hold on 📸" and replies[0].payload == {"type": "text", "text": "Hold on 📸"}
+    assert not any("[sent a photo" in (r.text or "") for r in replies)
 
 
-async def test_llm_failure_gives_friendly_line_and_keeps_message(
+async def test_bracketed_photo_notes_invented_by_the_model_are_removed(
     services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
 ) -> None:
-    """A provider error answers with a friendly line; the user's message stays in history for the next turn."""
+    """A model imitating "[sent a photo: ...]" never shows that note to the user."""
+    user = await ready_user("note")
+    fake_llm.say("Here you go 😘\n[sent a photo: me at the beach]")
+    async with running_worker(services.settings, redis, services):
+        await services.inbox.receive(inbound("note", "n1", "another one?"))
+        await eventually(lambda: _has_reply(user), what="the reply")
+    assert [r.text for r in await replies_of(user)] == ["Here you go 😘"]
+
+
+async def test_llm_outage_retries_the_turn_which_then_answers(
+    services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
+) -> None:
+    """The LLM still down after its client's retries fails one attempt; the next attempt answers, once."""
     user = await ready_user("err")
-    fake_llm.fail(500)
-    fake_llm.fail(500)
-    fake_llm.fail(500)  # the SDK retries twice
+    for _ in range(3):  # one attempt: the SDK tries three times
+        fake_llm.fail(500)
     async with running_worker(services.settings, redis, services):
         await services.inbox.receive(inbound("err", "e1", "remember the blue car"))
-        await eventually(lambda: _has_reply(user), what="the apology")
-        await services.inbox.receive(inbound("err", "e2", "what did I say?"))
-        await eventually(lambda: _count_replies(user, 2), what="the second answer")
-    first_reply = (await replies_of(user))[0].text or ""
-    assert "say that again" in first_reply
-    last_request = fake_llm.completions()[-1]["messages"]
-    assert [m["content"] for m in last_request if m["role"] == "user"] == ["remember the blue car", "what did I say?"]
+        await eventually(lambda: _has_reply(user), what="the answer")
+    inbound_row = await Message.get(user=user, direction=Direction.INBOUND)
+    assert inbound_row.status == MessageStatus.DONE and inbound_row.attempts == 2
+    assert [r.text for r in await replies_of(user)] == ["echo: remember the blue car"]
+    assert await DeadLetter.all().count() == 0
+
+
+async def test_poison_message_is_dead_lettered_user_told_and_next_message_answered(
+    services: Services, redis: ArqRedis, fake_llm: FakeOpenAI
+) -> None:
+    """A message failing 3 attempts is failed and dead-lettered, the user told once, and the next one answered."""
+    user = await ready_user("poison")
+    for _ in range(9):  # three attempts of three SDK tries each
+        fake_llm.fail(500)
+    async with running_worker(services.settings, redis, services):
+        await services.inbox.receive(inbound("poison", "x1", "this one breaks"))
+        await services.inbox.receive(inbound("poison", "x2", "and this one works"))
+        await eventually(lambda: _count_replies(user, 2), timeout=30, what="the apology and the next answer")
+    first, second = await Message.filter(user=user, direction=Direction.INBOUND).order_by("id")
+    assert first.status == MessageStatus.FAILED and first.attempts == 3 and "LLMUnavailable" in (first.error or "")
+    assert second.status == MessageStatus.DONE
+    letter = await DeadLetter.get(job="run_turn")
+    assert letter.payload["message_id"] == first.id and letter.attempts == 3 and "LLM error 500" in letter.error
+    assert [r.text for r in await replies_of(user)] == [turn_failed_line(), "echo: and this one works"]
+    # The failed message is not part of the history the model sees.
+    assert [m["content"] for m in fake_llm.completions()[-1]["messages"] if m["role"] == "user"] == [
+        "and this one works"
+    ]
 
 
 async def _count_replies(user: User, n: int) -> bool:

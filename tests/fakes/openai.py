@@ -70,6 +70,9 @@ class FakeOpenAI(FakeServer):
         super().__init__()
         self.plan: deque[Planned] = deque()
         self.slow: dict[str, float] = {}
+        #: Requests being answered right now, and the most seen at once.
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.handle("POST", PATH, self._complete)
 
     @property
@@ -102,6 +105,14 @@ class FakeOpenAI(FakeServer):
         return [r.json for r in self.requests_to(PATH, "POST")]
 
     async def _complete(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return _error(401, "Missing API key", "invalid_request_error")

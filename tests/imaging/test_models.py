@@ -11,7 +11,8 @@ from tortoise.exceptions import IntegrityError
 
 from core.models import Avatar, User
 from imaging.errors import AuditLogImmutable
-from imaging.models import DeadLetter, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
+from core.models import DeadLetter
+from imaging.models import Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
 from tests.conftest import _asyncpg_dsn
 
 AUDIT_INSERT = (

@@ -7,28 +7,35 @@ import asyncio
 import base64
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from PIL import Image
+from tortoise import connections
+from tortoise.backends.base.client import TransactionalDBClient
 
-from core.models import Avatar, User
-from core.ports import PhotoRequests
+from core.messages import ChatRef
+from core.models import Avatar, DeadLetter, Direction, Message, User
+from core.ports import PhotoEvent, PhotoRequests
 from imaging.certs import DevCertificates, create_dev_certificates
-from imaging.jobs import DeadLetterNotReplayable, photo_cron_jobs, photo_functions, replay_dead_letter, sweep_photos
-from imaging.models import DeadLetter, Photo, PhotoAudit, PhotoStatus
-from imaging.pipeline import PhotoOutcome, PhotoPipeline, RetryLater
+from imaging.errors import DeadLetterNotReplayable, RetryLater
+from imaging.jobs import photo_cron_jobs, photo_functions, replay_dead_letter, sweep_photos
+from imaging.models import Photo, PhotoAudit, PhotoStatus
+from imaging.pipeline import PhotoPipeline
 from imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, ProvenanceSigner, active_assertions, read_manifest
 from imaging.providers import GeneratedImage, ImageProvider, ImageRequest
 from imaging.providers.replicate import ReplicateImageProvider
 from imaging.service import PhotoService
 from imaging.storage import LocalPhotoStore
 from imaging.watermark import watermark_box
+from tests.conftest import _asyncpg_dsn
 from tests.fakes.replicate import FakeReplicate
 
 TOKEN = "r8_fake_test_token"
@@ -36,6 +43,7 @@ REFERENCE_MODEL = "black-forest-labs/flux-1.1-pro"
 EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
 WATERMARK = "AI-generated - Ava"
 SCENE = "reading a book in a sunny cafe"
+CHAT = ChatRef("telegram", "4242")
 
 
 class Crash(BaseException):
@@ -43,24 +51,46 @@ class Crash(BaseException):
 
 
 @dataclass
-class Notifier:
-    """Records notifications; deduplicates deliveries per (photo, status) as the real outbox does."""
+class Hooks:
+    """Records the pipeline's hooks. `on_finished` writes the user's notice as an outbound `Message` row, as the
+    production turn runner does, so the committed rows show which notices survived their transaction."""
 
-    calls: list[PhotoOutcome] = field(default_factory=list)
-    delivered: list[PhotoOutcome] = field(default_factory=list)
-    fail_next: int = 0
-    crash_next: int = 0
+    finished: list[PhotoEvent] = field(default_factory=list)  # every call, rolled-back ones included
+    kicks: list[int] = field(default_factory=list)  # user ids passed to after_finished
+    shown: list[tuple[str, ChatRef]] = field(default_factory=list)  # ("enter" | "exit", chat) of `activity`
+    fail_next: int = 0  # on_finished raises after writing its row
+    crash_after_commit: int = 0  # after_finished dies like the worker process
 
-    async def __call__(self, outcome: PhotoOutcome) -> None:
-        self.calls.append(outcome)
-        if self.crash_next:
-            self.crash_next -= 1
-            raise Crash
+    async def on_finished(self, event: PhotoEvent) -> None:
+        """Write the notice row, then maybe fail (which must roll the whole transition back)."""
+        self.finished.append(event)
+        if event.ref is not None:
+            await Message.create(
+                user_id=event.user_id,
+                direction=Direction.OUTBOUND,
+                channel=event.ref.channel,
+                chat_id=event.ref.chat_id,
+                payload={"photo_id": event.photo_id, "status": event.status},
+            )
         if self.fail_next:
             self.fail_next -= 1
-            raise RuntimeError("channel down")
-        if all((d.photo_id, d.status) != (outcome.photo_id, outcome.status) for d in self.delivered):
-            self.delivered.append(outcome)
+            raise RuntimeError("notice store down")
+
+    async def after_finished(self, user_id: int) -> None:
+        """Record the delivery kick, then maybe die."""
+        self.kicks.append(user_id)
+        if self.crash_after_commit:
+            self.crash_after_commit -= 1
+            raise Crash
+
+    @asynccontextmanager
+    async def activity(self, ref: ChatRef) -> AsyncIterator[None]:
+        """Record entering and leaving "uploading a photo"."""
+        self.shown.append(("enter", ref))
+        try:
+            yield
+        finally:
+            self.shown.append(("exit", ref))
 
 
 class CrashOnce:
@@ -89,18 +119,20 @@ class Env:
     certs: DevCertificates
     http: httpx.AsyncClient
     redis: ArqRedis
-    notes: Notifier
+    hooks: Hooks
     service: PhotoService
 
     def pipeline(self, provider: ImageProvider | None = None, **overrides: object) -> PhotoPipeline:
-        """A pipeline on this environment with tiny backoff."""
+        """A pipeline on this environment with tiny backoff, its hooks recorded by `hooks`."""
         options: dict[str, object] = {
             "provider": provider or self.provider,
             "store": self.store,
             "signer": self.signer,
             "http": self.http,
             "watermark_text": WATERMARK,
-            "notify": self.notes,
+            "on_finished": self.hooks.on_finished,
+            "after_finished": self.hooks.after_finished,
+            "activity": self.hooks.activity,
             "max_attempts": 3,
             "backoff_seconds": 0.05,
         }
@@ -123,6 +155,10 @@ class Env:
         """How many create calls reached the fake for `model` (failed ones included)."""
         return len(self.fake.requests_to(f"/v1/models/{model}/predictions", "POST"))
 
+    def downloads(self) -> int:
+        """How many image downloads the fake served."""
+        return sum(1 for r in self.fake.requests if r.path.startswith("/files/"))
+
     def stored_files(self) -> list[Path]:
         """Every file in the photo store."""
         return sorted(p for p in self.store.root.rglob("*") if p.is_file())
@@ -139,7 +175,7 @@ def credentials(tmp_path_factory: pytest.TempPathFactory) -> tuple[DevCertificat
 async def env(
     db: str, redis: ArqRedis, tmp_path: Path, credentials: tuple[DevCertificates, ProvenanceSigner]
 ) -> AsyncIterator[Env]:
-    """A fake Replicate, the real provider polling it fast, a local store, an HTTP client, a notifier."""
+    """A fake Replicate, the real provider polling it fast, a local store, an HTTP client, recorded hooks."""
     certs, signer = credentials
     async with FakeReplicate(token=TOKEN) as fake, httpx.AsyncClient() as http:
         assert isinstance(fake, FakeReplicate)
@@ -160,7 +196,7 @@ async def env(
                 certs=certs,
                 http=http,
                 redis=redis,
-                notes=Notifier(),
+                hooks=Hooks(),
                 service=PhotoService(redis),
             )
         finally:
@@ -187,13 +223,21 @@ async def _approve(avatar: Avatar, reference_id: int) -> None:
     await avatar.save()
 
 
-async def _request(env: Env, avatar: Avatar, kind: str = "photo", scene: str | None = SCENE, key: str = "k1") -> int:
+async def _request(
+    env: Env,
+    avatar: Avatar,
+    kind: str = "photo",
+    scene: str | None = SCENE,
+    key: str = "k1",
+    ref: ChatRef = CHAT,
+) -> int:
     photo_id = await env.service.request_photo(
         user_id=avatar.user_id,  # type: ignore[attr-defined]
         avatar_id=avatar.id,
         kind=kind,  # type: ignore[arg-type]
         scene=scene if kind == "photo" else None,
         source_key=key,
+        ref=ref,
     )
     await env.service.dispatch(photo_id)
     return photo_id
@@ -201,6 +245,12 @@ async def _request(env: Env, avatar: Avatar, kind: str = "photo", scene: str | N
 
 async def _events(photo_id: int) -> list[str]:
     return [a.event for a in await PhotoAudit.filter(photo_id=photo_id).order_by("id")]
+
+
+async def _notices() -> list[tuple[object, object]]:
+    """(photo id, status) of every committed notice row `on_finished` wrote, oldest first."""
+    rows = await Message.filter(direction=Direction.OUTBOUND).order_by("id")
+    return [((r.payload or {}).get("photo_id"), (r.payload or {}).get("status")) for r in rows]
 
 
 async def _ready_reference(env: Env) -> tuple[Avatar, Photo]:
@@ -245,14 +295,16 @@ async def test_reference_then_photo_conditioned_on_the_stored_reference(env: Env
     expected = "data:image/jpeg;base64," + base64.b64encode(stored_reference).decode()
     assert env.fake.created[1].input["input_image"] == expected
     assert SCENE in env.fake.created[1].input["prompt"]
-    assert [(n.photo_id, n.kind, n.status) for n in env.notes.calls] == [
-        (reference.id, "reference", "ready"),
-        (photo_id, "photo", "ready"),
+    user_id = avatar.user_id  # type: ignore[attr-defined]
+    assert env.hooks.finished == [
+        PhotoEvent(user_id, reference.id, "reference", "ready", avatar.id, CHAT),
+        PhotoEvent(user_id, photo_id, "photo", "ready", avatar.id, CHAT),
     ]
-    assert env.notes.calls[1].avatar_id == avatar.id and env.notes.calls[1].user_id == avatar.user_id  # type: ignore[attr-defined]
+    assert env.hooks.kicks == [user_id, user_id]
+    assert await _notices() == [(reference.id, "ready"), (photo_id, "ready")]
     assert await _events(photo_id) == ["requested", "generating", "ready"]
     audit = await PhotoAudit.filter(photo_id=photo_id, event="ready").get()
-    assert audit.user_ref == f"user:{avatar.user_id}"  # type: ignore[attr-defined]
+    assert audit.user_ref == f"user:{user_id}"
     assert (audit.model, audit.storage_key, audit.scene) == (EDIT_MODEL, photo.storage_key, SCENE)
     assert audit.prompt == photo.prompt and SCENE in (audit.prompt or "")
 
@@ -285,6 +337,134 @@ async def test_request_is_idempotent_on_source_key(env: Env) -> None:
     assert await env.redis.zcard(env.redis.default_queue_name) == 1
 
 
+# -- the hooks: notice in the transaction, kick after it, activity while generating ---------------------------
+
+
+async def test_on_finished_runs_inside_the_terminal_transaction(env: Env, db: str) -> None:
+    """The notice row `on_finished` writes commits with the ready status: other connections see neither until
+    the commit, and `after_finished` runs only after it."""
+    avatar = await _avatar()
+    photo_id = await _request(env, avatar, kind="reference")
+    other = await asyncpg.connect(_asyncpg_dsn(db))
+    status_sql, notices_sql = "SELECT status FROM photos WHERE id = $1", "SELECT count(*) FROM messages"
+    seen: list[tuple[object, ...]] = []
+
+    async def on_finished(event: PhotoEvent) -> None:
+        await env.hooks.on_finished(event)
+        in_transaction = isinstance(connections.get("default"), TransactionalDBClient)
+        own_view = ((await Photo.get(id=photo_id)).status, await Message.all().count())
+        other_view = (await other.fetchval(status_sql, photo_id), await other.fetchval(notices_sql))
+        seen.append(("on_finished", in_transaction, own_view, other_view))
+
+    async def after_finished(user_id: int) -> None:
+        await env.hooks.after_finished(user_id)
+        seen.append(("after_finished", (await other.fetchval(status_sql, photo_id), await other.fetchval(notices_sql))))
+
+    try:
+        await env.pipeline(on_finished=on_finished, after_finished=after_finished).run(photo_id, attempt=1)
+    finally:
+        await other.close()
+    assert seen == [
+        ("on_finished", True, (PhotoStatus.READY, 1), ("generating", 0)),
+        ("after_finished", ("ready", 1)),
+    ]
+    assert await _notices() == [(photo_id, "ready")]
+
+
+async def test_failing_on_finished_rolls_the_ready_transition_back(env: Env) -> None:
+    """`on_finished` raising undoes the whole transition (photo still generating, no ready audit, no notice, no
+    kick); the sweeper's re-run finishes it with exactly one notice."""
+    avatar = await _avatar()
+    photo_id = await _request(env, avatar, kind="reference")
+    env.hooks.fail_next = 1
+    with pytest.raises(RuntimeError, match="notice store down"):
+        await env.pipeline().run(photo_id, attempt=1)
+    photo = await Photo.get(id=photo_id)
+    assert (photo.status, photo.storage_key, photo.ready_at) == (PhotoStatus.GENERATING, None, None)
+    assert await _events(photo_id) == ["requested", "generating"]
+    assert await _notices() == [] and env.hooks.kicks == []
+    assert await DeadLetter.all().count() == 0
+
+    await env.redis.flushdb()  # the job that raised is gone: the sweeper brings the photo back
+    assert await sweep_photos({"redis": env.redis, "photo_stuck_after": 0}) == 1
+    await env.work()
+    photo = await Photo.get(id=photo_id)
+    assert (photo.status, photo.attempts) == (PhotoStatus.READY, 2)
+    assert await _events(photo_id) == ["requested", "generating", "generating", "ready"]
+    assert [e.status for e in env.hooks.finished] == ["ready", "ready"]  # the first one was rolled back
+    assert await _notices() == [(photo_id, "ready")]
+    assert env.hooks.kicks == [avatar.user_id]  # type: ignore[attr-defined]
+    assert photo.storage_key and env.store.root / photo.storage_key in env.stored_files()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline bug: a READY transition rolled back by on_finished leaves its stored file unreferenced",
+)
+async def test_rolled_back_ready_transition_deletes_its_file(env: Env) -> None:
+    """A run whose ready transition rolled back deletes the file it stored, as a run that lost the race does."""
+    avatar = await _avatar()
+    photo_id = await _request(env, avatar, kind="reference")
+    env.hooks.fail_next = 1
+    with pytest.raises(RuntimeError):
+        await env.pipeline().run(photo_id, attempt=1)
+    assert env.stored_files() == []
+
+
+async def test_failing_on_finished_rolls_the_failed_transition_back(env: Env) -> None:
+    """A failure whose notice cannot be written leaves no failed audit row and no dead letter; the re-run fails
+    the photo with one dead letter and one notice."""
+    avatar = await _avatar()
+    env.fake.fail_next(2, status=422)
+    photo_id = await _request(env, avatar, kind="reference")
+    env.hooks.fail_next = 1
+    pipeline = env.pipeline()
+    with pytest.raises(RuntimeError, match="notice store down"):
+        await pipeline.run(photo_id, attempt=1)
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.GENERATING
+    assert await _events(photo_id) == ["requested", "generating"]
+    assert await DeadLetter.all().count() == 0 and await _notices() == []
+
+    await pipeline.run(photo_id, attempt=1)
+    photo = await Photo.get(id=photo_id)
+    assert (photo.status, photo.attempts) == (PhotoStatus.FAILED, 2)
+    assert await _events(photo_id) == ["requested", "generating", "generating", "failed"]
+    assert (await DeadLetter.get()).payload == {"photo_id": photo_id}
+    assert await _notices() == [(photo_id, "failed")]
+
+
+async def test_activity_shows_in_the_request_chat_while_the_provider_works(env: Env) -> None:
+    """ "Uploading a photo" shows in the request's chat from before the provider call until the image is
+    downloaded, and ends before post-processing stores anything."""
+    avatar = await _avatar()
+    chat = ChatRef("whatsapp", "+391234567890")
+    photo_id = await _request(env, avatar, kind="reference", ref=chat)
+    seen: list[tuple[object, ...]] = []
+
+    @asynccontextmanager
+    async def activity(ref: ChatRef) -> AsyncIterator[None]:
+        seen.append(("enter", ref, len(env.fake.requests)))
+        yield
+        status = (await Photo.get(id=photo_id)).status
+        seen.append(("exit", ref, env.creates(REFERENCE_MODEL), env.downloads(), env.stored_files(), status))
+
+    await env.pipeline(activity=activity).run(photo_id, attempt=1)
+    assert seen == [("enter", chat, 0), ("exit", chat, 1, 1, [], PhotoStatus.GENERATING)]
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
+    assert env.hooks.finished[0].ref == chat and await _notices() == [(photo_id, "ready")]
+
+
+async def test_photo_without_a_chat_shows_no_activity(env: Env) -> None:
+    """A photo with no recorded chat is generated without an activity, and its event carries no chat."""
+    avatar = await _avatar()
+    photo_id = await _request(env, avatar, kind="reference")
+    await Photo.filter(id=photo_id).update(chat_channel=None, chat_id=None)
+    await env.work()
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
+    assert env.hooks.shown == []
+    assert [(e.status, e.ref) for e in env.hooks.finished] == [("ready", None)]
+
+
 # -- retries and failures -------------------------------------------------------------------------------------
 
 
@@ -301,7 +481,8 @@ async def test_server_error_then_success_takes_two_attempts(env: Env) -> None:
     assert await _events(photo_id) == ["requested", "generating", "retry", "generating", "ready"]
     retry = await PhotoAudit.filter(photo_id=photo_id, event="retry").get()
     assert "500" in (retry.error or "")
-    assert [n.status for n in env.notes.calls] == ["ready"]
+    assert [e.status for e in env.hooks.finished] == ["ready"]
+    assert env.hooks.shown == [("enter", CHAT), ("exit", CHAT)] * 2  # left even when the provider failed
 
 
 async def test_three_failures_dead_letter_the_job(env: Env) -> None:
@@ -316,7 +497,8 @@ async def test_three_failures_dead_letter_the_job(env: Env) -> None:
     letter = await DeadLetter.get()
     assert (letter.job, letter.payload, letter.attempts) == ("generate_photo", {"photo_id": photo_id}, 3)
     assert "503" in letter.error
-    assert [(n.photo_id, n.status) for n in env.notes.calls] == [(photo_id, "failed")]
+    assert [(e.photo_id, e.status) for e in env.hooks.finished] == [(photo_id, "failed")]
+    assert await _notices() == [(photo_id, "failed")]
     events = await _events(photo_id)
     assert events == ["requested", "generating", "retry", "generating", "retry", "generating", "failed"]
     assert env.stored_files() == []
@@ -334,14 +516,15 @@ async def test_dead_letter_replay_requeues_and_completes(env: Env) -> None:
     photo = await Photo.get(id=photo_id)
     assert (photo.status, photo.attempts) == (PhotoStatus.READY, 1)
     assert (await DeadLetter.get()).replayed_at is not None
-    assert [n.status for n in env.notes.calls] == ["failed", "ready"]
+    assert [e.status for e in env.hooks.finished] == ["failed", "ready"]
+    assert await _notices() == [(photo_id, "failed"), (photo_id, "ready")]
     assert (await _events(photo_id))[-3:] == ["replayed", "generating", "ready"]
     with pytest.raises(DeadLetterNotReplayable):
         await replay_dead_letter(env.redis, letter.id)
 
 
 async def test_rate_limit_honours_retry_after(env: Env) -> None:
-    """A 429's Retry-After beats a shorter backoff."""
+    """A 429's Retry-After beats a shorter backoff; a retry is not an ending, so no hook runs."""
     avatar = await _avatar()
     env.fake.rate_limit_next(retry_after=7)
     photo_id = await _request(env, avatar, kind="reference")
@@ -349,6 +532,7 @@ async def test_rate_limit_honours_retry_after(env: Env) -> None:
         await env.pipeline().run(photo_id, attempt=1)
     assert info.value.defer == 7
     assert (await Photo.get(id=photo_id)).status == PhotoStatus.QUEUED
+    assert env.hooks.finished == [] and env.hooks.kicks == []
 
 
 async def test_content_policy_refusal_is_not_retried(env: Env) -> None:
@@ -362,7 +546,7 @@ async def test_content_policy_refusal_is_not_retried(env: Env) -> None:
     assert (photo.error or "").startswith("content_policy")
     assert env.creates(REFERENCE_MODEL) == 1
     assert await DeadLetter.all().count() == 0
-    assert [n.status for n in env.notes.calls] == ["blocked"]
+    assert [e.status for e in env.hooks.finished] == ["blocked"]
     assert await _events(photo_id) == ["requested", "generating", "failed"]
     failed = await PhotoAudit.filter(photo_id=photo_id, event="failed").get()
     assert "flagged as sensitive" in (failed.error or "") and failed.provider_job_id
@@ -377,7 +561,7 @@ async def test_permanent_provider_error_fails_at_once(env: Env) -> None:
     assert (await Photo.get(id=photo_id)).status == PhotoStatus.FAILED
     assert env.creates(REFERENCE_MODEL) == 1
     assert await DeadLetter.all().count() == 1
-    assert [n.status for n in env.notes.calls] == ["failed"]
+    assert [e.status for e in env.hooks.finished] == ["failed"]
 
 
 async def test_safety_blocked_prompt_never_reaches_the_provider(env: Env) -> None:
@@ -387,8 +571,10 @@ async def test_safety_blocked_prompt_never_reaches_the_provider(env: Env) -> Non
     await env.work()
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.BLOCKED
-    assert env.fake.requests == []
-    assert [n.status for n in env.notes.calls] == ["blocked"]
+    assert env.fake.requests == [] and env.hooks.shown == []
+    assert [e.status for e in env.hooks.finished] == ["blocked"]
+    assert await _notices() == [(photo_id, "blocked")]
+    assert env.hooks.kicks == [avatar.user_id]  # type: ignore[attr-defined]
     assert await _events(photo_id) == ["requested", "blocked"]
     blocked = await PhotoAudit.filter(photo_id=photo_id, event="blocked").get()
     assert blocked.safety_allowed is False
@@ -404,29 +590,33 @@ async def test_photo_without_approved_reference_fails_permanently(env: Env) -> N
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.FAILED and "reference" in (photo.error or "")
     assert env.fake.requests == []
-    assert [n.status for n in env.notes.calls] == ["failed"]
+    assert [e.status for e in env.hooks.finished] == ["failed"]
 
 
-# -- crashes and lost jobs ------------------------------------------------------------------------------------
+# -- crashes, re-runs and lost jobs ---------------------------------------------------------------------------
 
 
-async def test_crash_after_store_reruns_to_one_photo_one_file_one_message(env: Env) -> None:
-    """A worker dying after the photo was stored: the re-run only notifies, nothing is generated twice."""
+async def test_crash_after_commit_reruns_only_kick_delivery(env: Env) -> None:
+    """A worker dying right after the ready commit: re-runs find the photo finished and only call
+    `after_finished` again; nothing is generated or noticed twice."""
     avatar = await _avatar()
+    user_id = avatar.user_id  # type: ignore[attr-defined]
     photo_id = await _request(env, avatar, kind="reference")
-    env.notes.crash_next = 1
+    env.hooks.crash_after_commit = 1
     pipeline = env.pipeline()
     with pytest.raises(Crash):
         await pipeline.run(photo_id, attempt=1)
     assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
-    assert env.notes.delivered == []
+    assert await _notices() == [(photo_id, "ready")]
 
     await pipeline.run(photo_id, attempt=2)
     await pipeline.run(photo_id, attempt=3)  # even a third delivery of the job changes nothing
     assert await Photo.all().count() == 1
     assert len(env.stored_files()) == 1
     assert env.creates(REFERENCE_MODEL) == 1
-    assert [(n.photo_id, n.status) for n in env.notes.delivered] == [(photo_id, "ready")]
+    assert [(e.photo_id, e.status) for e in env.hooks.finished] == [(photo_id, "ready")]
+    assert env.hooks.kicks == [user_id, user_id, user_id]
+    assert await _notices() == [(photo_id, "ready")]
     assert await _events(photo_id) == ["requested", "generating", "ready"]
 
 
@@ -438,13 +628,15 @@ async def test_crash_mid_generation_is_swept_and_completed(env: Env) -> None:
     with pytest.raises(Crash):
         await env.pipeline(provider=CrashOnce(env.provider)).run(photo_id, attempt=1)
     assert (await Photo.get(id=photo_id)).status == PhotoStatus.GENERATING
+    assert env.hooks.shown == [("enter", CHAT), ("exit", CHAT)]
 
     assert await sweep_photos({"redis": env.redis, "photo_stuck_after": 0}) == 1
     await env.work()
     photo = await Photo.get(id=photo_id)
     assert (photo.status, photo.attempts) == (PhotoStatus.READY, 2)
     assert len(env.stored_files()) == 1
-    assert [n.status for n in env.notes.delivered] == ["ready"]
+    assert [e.status for e in env.hooks.finished] == ["ready"]
+    assert await _notices() == [(photo_id, "ready")]
 
 
 async def test_redis_flushed_mid_flow_sweeper_requeues(env: Env) -> None:
@@ -457,26 +649,31 @@ async def test_redis_flushed_mid_flow_sweeper_requeues(env: Env) -> None:
     assert await sweep_photos({"redis": env.redis, "photo_stuck_after": 0}) == 0  # already queued: deduplicated
     await env.work()
     assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
-    assert [n.status for n in env.notes.calls] == ["ready"]
+    assert [e.status for e in env.hooks.finished] == ["ready"]
     assert await sweep_photos({"redis": env.redis, "photo_stuck_after": 0}) == 0
 
 
-async def test_failed_notification_is_retried_without_regenerating(env: Env) -> None:
-    """When notify raises, the job retries and only notifies again: one provider call, one file."""
+async def test_rerun_of_a_finished_photo_only_kicks_delivery(env: Env) -> None:
+    """A job delivered again after the photo finished (arq's at-least-once) calls `after_finished`, never
+    `on_finished`, and touches neither the provider nor the audit trail."""
     avatar = await _avatar()
-    env.notes.fail_next = 1
+    user_id = avatar.user_id  # type: ignore[attr-defined]
     photo_id = await _request(env, avatar, kind="reference")
     await env.work()
-    assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
-    assert env.creates(REFERENCE_MODEL) == 1
-    assert len(env.stored_files()) == 1
-    assert [n.status for n in env.notes.calls] == ["ready", "ready"]
-    assert [n.status for n in env.notes.delivered] == ["ready"]
+    await env.service.dispatch(photo_id)  # the job id is free again (keep_result=0): a duplicate delivery
+    await env.work()
+    assert env.creates(REFERENCE_MODEL) == 1 and len(env.stored_files()) == 1
+    assert [e.status for e in env.hooks.finished] == ["ready"]
+    assert env.hooks.kicks == [user_id, user_id]
+    assert await _notices() == [(photo_id, "ready")]
+    assert await _events(photo_id) == ["requested", "generating", "ready"]
 
 
-async def test_overlapping_runs_keep_one_file(env: Env) -> None:
-    """Two runs of one photo at once (lost dedupe): one wins, the loser's file is deleted."""
+async def test_overlapping_runs_keep_one_file_and_one_notice(env: Env) -> None:
+    """Two runs of one photo at once (lost dedupe): one wins and writes the only notice, the loser deletes its
+    file; both kick delivery."""
     avatar = await _avatar()
+    user_id = avatar.user_id  # type: ignore[attr-defined]
     photo_id = await _request(env, avatar, kind="reference")
     pipeline = env.pipeline()
     await asyncio.gather(pipeline.run(photo_id, attempt=1), pipeline.run(photo_id, attempt=1))
@@ -484,16 +681,19 @@ async def test_overlapping_runs_keep_one_file(env: Env) -> None:
     assert photo.status == PhotoStatus.READY
     assert [p.relative_to(env.store.root).as_posix() for p in env.stored_files()] == [photo.storage_key]
     assert (await _events(photo_id)).count("ready") == 1
-    assert [n.status for n in env.notes.delivered] == ["ready"]
+    assert [e.status for e in env.hooks.finished] == ["ready"]
+    assert await _notices() == [(photo_id, "ready")]
+    assert env.hooks.kicks == [user_id, user_id]
 
 
 async def test_erased_photo_job_is_a_no_op(env: Env) -> None:
-    """A job for a photo deleted meanwhile (user erased) does nothing and notifies nobody."""
+    """A job for a photo deleted meanwhile (user erased) does nothing and calls no hook."""
     avatar = await _avatar()
     photo_id = await _request(env, avatar, kind="reference")
     await Photo.filter(id=photo_id).delete()
     await env.work()
-    assert env.fake.requests == [] and env.notes.calls == []
+    assert env.fake.requests == []
+    assert env.hooks.finished == [] and env.hooks.kicks == [] and env.hooks.shown == []
     assert await _events(photo_id) == ["requested"]  # the audit trail outlives the photo
 
 

@@ -14,11 +14,13 @@ from aiohttp import web
 
 from ava_bot.app import create_app
 from ava_bot.db import run_migrations
+from ava_bot.deadletters import list_dead_letters
+from ava_bot.deadletters import replay as replay_letter
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import build_services, open_photo_pipeline, open_resources
 from ava_bot.worker import create_worker
-from core.errors import ConfigError
+from core.errors import ConfigError, NotReplayable
 from imaging.certs import create_dev_certificates
 from imaging.errors import CertificateFilesExist
 
@@ -40,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     certs_dev = certs_commands.add_parser("dev", help="create a local CA + signing certificate (development only)")
     certs_dev.add_argument("--dir", type=Path, default=Path("certs"), help="output directory (default: ./certs)")
     certs_dev.add_argument("--force", action="store_true", help="overwrite existing files")
+    letters = commands.add_parser("deadletters", help="work that failed for good: turns, deliveries, photos")
+    letters_commands = letters.add_subparsers(dest="letters_command", required=True)
+    letters_list = letters_commands.add_parser("list", help="list dead letters, newest first")
+    letters_list.add_argument("--all", action="store_true", help="include replayed ones")
+    letters_list.add_argument("--limit", type=int, default=50)
+    letters_replay = letters_commands.add_parser("replay", help="run a dead letter's work again (fresh attempts)")
+    letters_replay.add_argument("id", type=int)
     return parser
 
 
@@ -76,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(run_worker(settings))
             case "migrate":
                 asyncio.run(run_migrations(settings.effective_database_url))
+            case "deadletters":
+                return asyncio.run(run_deadletters(settings, args))
             case "dev":
                 port = args.port or settings.port
                 asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
@@ -95,6 +106,21 @@ async def run_worker(settings: Settings) -> None:
                 await worker.async_run()
             finally:
                 await worker.close()
+
+
+async def run_deadletters(settings: Settings, args: argparse.Namespace) -> int:
+    """`ava-bot deadletters list|replay`."""
+    async with open_resources(settings) as resources:
+        if args.letters_command == "list":
+            lines = await list_dead_letters(include_replayed=args.all, limit=args.limit)
+            print("\n".join(lines) if lines else "no dead letters")
+            return 0
+        try:
+            print(await replay_letter(resources.redis, args.id))
+        except NotReplayable as exc:
+            print(f"ava-bot: {exc}", file=sys.stderr)
+            return 1
+        return 0
 
 
 async def run_dev(settings: Settings, *, port: int) -> None:

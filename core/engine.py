@@ -5,9 +5,10 @@ user's state in memory and returns an `Outcome` whose `effects` (avatar versions
 runner commits together with the user, the replies and the inbound status in one short transaction.
 `photo_event` runs inside the transaction that finishes a photo and does no network I/O.
 
-Every question with buttons opens a new round (`User.question_round`); a pressed button carries its round
-(`"<round>.<data>"`), so a press on a question that has passed (an old keyboard, a reloaded page) is answered
-with a short line and never reaches the setup flow or the LLM.
+Every answer Ava gives opens a new question round (`User.question_round`); a pressed button carries its round
+(`"<round>.<data>"`), so a press on a question that has passed (an old keyboard, a reloaded page, a button
+offered before the conversation moved on) is answered with a short line and never reaches the setup flow or
+the LLM.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def open_choice(pressed: str, question_round: int) -> str | None:
 
 
 def stamp_outcome(user: User, outcome: Outcome) -> Outcome:
-    """Open a new question round when the outcome asks a question with buttons, and stamp its choices."""
-    if not any(isinstance(reply, ChoicesReply) for reply in outcome.replies):
+    """Every answer opens a new question round (whatever was asked before has passed); stamp its choices."""
+    if not outcome.replies:
         return outcome
     user.question_round += 1
     outcome.replies = [

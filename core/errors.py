@@ -48,3 +48,15 @@ class DeliveryError(AvaError):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class NotReplayable(AvaError):
+    """The dead letter does not exist, was replayed already, or its message is gone."""
+
+    http_status = 409
+
+
+class StateChanged(AvaError):
+    """The user's state changed while a turn was computed: the turn is rolled back and computed again."""
+
+    http_status = 409

@@ -35,6 +35,7 @@ from tortoise.transactions import in_transaction
 from core.activity import DEFAULT_INTERVAL, showing
 from core.delivery import Deliverer, is_unreachable, store_replies
 from core.engine import ConversationEngine
+from core.errors import StateChanged
 from core.messages import ChatRef, Choice, InboundMessage, TextReply
 from core.models import DeadLetter, Direction, Message, MessageStatus, User
 from core.outcome import Outcome
@@ -60,10 +61,6 @@ class RunnerConfig:
     slice_turns: int = 3
     slice_seconds: float = 1.0
     activity_interval: float = DEFAULT_INTERVAL
-
-
-class _StateChanged(Exception):
-    """The user's state changed while the turn was computed: roll back and compute it again."""
 
 
 class TurnRunner:
@@ -171,7 +168,7 @@ class TurnRunner:
                 outcome = await self._engine.handle(user, msg, message_id=row.id)
             try:
                 return await self._commit(row, user, ref, outcome)
-            except _StateChanged:
+            except StateChanged:
                 logger.info("user %s changed during message %s: computing the turn again", user.id, row.id)
         raise RuntimeError(f"user state kept changing during message {row.id}")
 
@@ -187,7 +184,7 @@ class TurnRunner:
                 return None
             locked = await User.select_for_update().get(id=user.id)
             if locked.version != user.version:
-                raise _StateChanged()
+                raise StateChanged()
             for effect in outcome.effects:
                 await effect()
             user.version += 1

@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 from tortoise.transactions import in_transaction
 
 from ava_bot.wiring import Services, build_services
-from core.engine import ACCEPT, REF_AGAIN, REF_KEEP
+from core.engine import ACCEPT, DECLINE, PASSED_LINE, REF_AGAIN, REF_KEEP
 from core.messages import ChatRef, InboundMessage
 from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
 from core.ports import PhotoEvent
@@ -273,3 +273,50 @@ async def test_mode_switch_and_commands(services: Services, gate: Gate) -> None:
     for command, fragment in (("/portal", "/portal/sign-in/"), ("/subscribe", "/subscribe"), ("/photos", "/gallery")):
         reply = (await chat.send(command))[-1]
         assert reply["type"] == "link" and fragment in reply["url"]
+
+
+async def test_a_passed_choice_is_refused_and_never_reaches_the_llm(
+    services: Services, gate: Gate, fake_llm: FakeOpenAI
+) -> None:
+    """Old buttons (an old keyboard, a reloaded page) get "that choice has passed" and no LLM call."""
+    gate.open = True
+    chat = Chat(services)
+    await chat.send("/start")
+    old_decline = await chat.button(DECLINE)  # the 18+ question's buttons, round 1
+    await chat.send(choice=ACCEPT)
+    await complete_questions_after_accept(chat)
+    await chat.photo_done()
+    old_again = await chat.button(REF_AGAIN)
+    await chat.send(choice=REF_KEEP)
+    assert (await chat.user()).setup_step == SetupStep.DONE
+    for stale in (old_decline, old_again, "onboard:decline", "ref:again", "999.ref:again", "garbage"):
+        before = await chat._last_id()
+        msg = InboundMessage(ChatRef("web", chat.chat_id), f"stale-{stale}", None, stale)
+        await services.inbox.receive(msg)
+        await services.runner.drain(chat.user_id, whole=True)
+        replies = await chat._since(before)
+        assert [r["text"] for r in replies] == [PASSED_LINE], stale
+    assert fake_llm.completions() == []
+    user = await chat.user()
+    assert user.setup_step == SetupStep.DONE and user.adult_confirmed_at is not None
+    assert await Photo.filter(user_id=chat.user_id).count() == 1  # no regeneration happened
+
+
+async def test_the_current_round_is_accepted_and_a_new_question_closes_the_old_one(services: Services) -> None:
+    """A press of the open question works; once the next question is asked, the old buttons have passed."""
+    chat = Chat(services)
+    await chat.send("/start")
+    await chat.send(choice=ACCEPT)
+    gender_woman = await chat.button("woman")
+    await chat.send(text=None, choice="woman")
+    assert (await chat.user()).setup_step == SetupStep.AGE
+    before = await chat._last_id()
+    await services.inbox.receive(InboundMessage(ChatRef("web", chat.chat_id), "again-woman", None, gender_woman))
+    await services.runner.drain(chat.user_id, whole=True)
+    assert [r["text"] for r in await chat._since(before)] == [PASSED_LINE]
+    assert (await chat.user()).setup_step == SetupStep.AGE and (await chat.user()).draft_gender == "woman"
+
+
+async def complete_questions_after_accept(chat: Chat) -> None:
+    for answer in ("woman", "27", "Italian", "long dark hair, green eyes, freckles", "Mia", "playful"):
+        await chat.send(answer)

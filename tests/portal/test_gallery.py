@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -69,7 +70,7 @@ async def test_gallery_requires_a_session(db: str) -> None:
         await client.close()
 
 
-async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_path: object) -> None:
+async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_path: Path) -> None:
     """imaging's library returns the owner's ready photos, newest first, within the limit."""
     owner, other = await User.create(), await User.create()
     avatar = await Avatar.create(
@@ -88,7 +89,7 @@ async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_pa
     await photo("queued", PhotoStatus.QUEUED)
     second = await photo("second", PhotoStatus.READY)
     await photo("foreign", PhotoStatus.READY, other, other_avatar)
-    library = StoredPhotoLibrary(LocalPhotoStore(tmp_path))  # type: ignore[arg-type]
+    library = StoredPhotoLibrary(LocalPhotoStore(tmp_path))
     entries = await library.gallery(owner.id, 10)
     assert [(e.id, e.kind, e.scene) for e in entries] == [(second.id, "photo", "second"), (first.id, "photo", "first")]
     assert [e.id for e in await library.gallery(owner.id, 1)] == [second.id]

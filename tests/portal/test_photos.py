@@ -195,10 +195,8 @@ class BrokenStore(LocalPhotoStore):
         raise StorageError(f"cannot read {key!r}: disk on fire")
 
 
-async def test_storage_failure_is_503_with_private_headers(db: str, tmp_path: Path) -> None:
+async def test_storage_failure_is_503_with_private_headers(harness: Harness, tmp_path: Path) -> None:
     """When the library cannot read a ready photo the route answers 503, still private."""
-    store = LocalPhotoStore(tmp_path / "photos")
-    harness = Harness(client=None, links=PortalLinks(SECRET, "http://portal.test"), store=store, clock=[0.0])  # type: ignore[arg-type]
     photo = await _photo(harness)
     app = web.Application()
     aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))

@@ -24,9 +24,10 @@ def normalise_db_url(url: str) -> str:
     return url
 
 
-#: PostgreSQL pool size. A chat turn holds one connection for its transaction (LLM call included), so the
-#: pool must cover the worker's concurrent jobs (max_jobs=20) plus web requests; Tortoise's default is 5.
-DEFAULT_POOL_SIZE = 30
+#: PostgreSQL pool size per process. No connection is held during a network call (LLM, image download, channel
+#: send): turns and photo jobs hold one only for short queries and one short commit, so a modest pool serves the
+#: worker's 20 concurrent jobs (a test runs 40 concurrent slow turns on 5). Tortoise's default is 5.
+DEFAULT_POOL_SIZE = 10
 
 
 def with_pool_size(db_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> str:

@@ -5,6 +5,12 @@ database built by the real migrations, Redis, an arq worker running `generate_ph
 (prompt, safety check, reference read, watermark, C2PA signing, atomic file store, audit rows). The provider
 returns a fixed ~1 MP JPEG at once, so the figure is our own overhead on top of the model's time.
 
+"Notified" is the pipeline's `after_finished` call: it comes after the commit of the transaction that made the
+photo ready, in which `on_finished` wrote the user's notice (here one outbound `Message` row, standing in for
+the turn runner's rows). So the figure covers on_finished + commit + after_finished; the delivery that
+`after_finished` kicks in production (`DrainQueue.schedule`, then the channel send) is not part of it, nor is
+the "uploading a photo" activity (no channel here).
+
 Each photo is a kind-"photo" job conditioned on an approved reference (the common case in chat). Jobs run one
 at a time, interleaved with a no-op arq job whose enqueue-to-run round trip is the same-run baseline (it is
 dominated by the worker's `poll_delay`, which applies to both). The last line is `photo_job_p50_ms=<n>`;
@@ -36,11 +42,13 @@ from arq.worker import Worker, func
 
 from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
 from bench.postprocess import make_photo
-from core.models import Avatar, User
+from core.messages import ChatRef
+from core.models import Avatar, Direction, Message, User
+from core.ports import PhotoEvent
 from imaging.certs import create_dev_certificates
 from imaging.jobs import photo_functions
 from imaging.models import Photo
-from imaging.pipeline import PhotoOutcome, PhotoPipeline
+from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
 from imaging.providers import GeneratedImage, ImageRequest
 from imaging.service import PhotoService
@@ -50,6 +58,7 @@ ADMIN_DATABASE_URL = os.environ.get("AVA_TEST_DATABASE_URL", "postgres://postgre
 REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 POLL_DELAY = 0.01
 TARGET_P50_MS = 150
+CHAT = ChatRef("web", "bench")
 
 
 class InstantProvider:
@@ -89,6 +98,32 @@ class Arrivals:
         event = self._events.get(key)
         if event is not None:
             event.set()
+
+
+class Notices:
+    """The pipeline's hooks: `on_finished` writes the notice row in the pipeline's transaction, `after_finished`
+    (after the commit) marks the user's finished photos as arrived."""
+
+    def __init__(self, arrivals: Arrivals) -> None:
+        self._arrivals = arrivals
+        self._pending: dict[int, list[str]] = {}
+
+    async def on_finished(self, event: PhotoEvent) -> None:
+        """Store the notice (no network), as the turn runner does inside the transition's transaction."""
+        ref = event.ref or CHAT
+        await Message.create(
+            user_id=event.user_id,
+            direction=Direction.OUTBOUND,
+            channel=ref.channel,
+            chat_id=ref.chat_id,
+            payload={"type": "photo", "photo_id": event.photo_id, "status": event.status},
+        )
+        self._pending.setdefault(event.user_id, []).append(f"photo:{event.photo_id}:{event.status}")
+
+    async def after_finished(self, user_id: int) -> None:
+        """The notice is committed: the user counts as notified."""
+        for key in self._pending.pop(user_id, []):
+            self._arrivals.arrive(key)
 
 
 def _dsn(url: str) -> str:
@@ -133,10 +168,7 @@ def _percentile(values: list[float], q: float) -> float:
 async def run(jobs: int, warmup: int) -> tuple[list[float], list[float]]:
     """Latencies in ms of `jobs` photo jobs and as many no-op jobs, after `warmup` of each."""
     arrivals = Arrivals()
-
-    async def notify(outcome: PhotoOutcome) -> None:
-        arrivals.arrive(f"photo:{outcome.photo_id}:{outcome.status}")
-
+    notices = Notices(arrivals)
     async with temporary_database():
         queue = f"arq:bench:{uuid.uuid4().hex[:8]}"  # private: never competes with other workers on this Redis
         redis: ArqRedis = await create_pool(RedisSettings.from_dsn(REDIS_URL), default_queue_name=queue)
@@ -150,7 +182,8 @@ async def run(jobs: int, warmup: int) -> tuple[list[float], list[float]]:
                     signer=signer,
                     http=http,
                     watermark_text="AI-generated - Ava",
-                    notify=notify,
+                    on_finished=notices.on_finished,
+                    after_finished=notices.after_finished,
                 )
                 worker = Worker(
                     functions=[*photo_functions(), func(noop, name="bench_noop", keep_result=0)],
@@ -183,7 +216,7 @@ async def _measure(redis: ArqRedis, arrivals: Arrivals, jobs: int, warmup: int) 
         personality="playful",
     )
     reference_id = await service.request_photo(
-        user_id=user.id, avatar_id=avatar.id, kind="reference", scene=None, source_key="bench:ref"
+        user_id=user.id, avatar_id=avatar.id, kind="reference", scene=None, source_key="bench:ref", ref=CHAT
     )
     done = arrivals.expect(f"photo:{reference_id}:ready")
     await service.dispatch(reference_id)
@@ -195,7 +228,12 @@ async def _measure(redis: ArqRedis, arrivals: Arrivals, jobs: int, warmup: int) 
     noop_ms: list[float] = []
     for i in range(warmup + jobs):
         photo_id = await service.request_photo(
-            user_id=user.id, avatar_id=avatar.id, kind="photo", scene="reading in a sunny cafe", source_key=f"b:{i}"
+            user_id=user.id,
+            avatar_id=avatar.id,
+            kind="photo",
+            scene="reading in a sunny cafe",
+            source_key=f"b:{i}",
+            ref=CHAT,
         )
         done = arrivals.expect(f"photo:{photo_id}:ready")
         start = time.perf_counter()
@@ -212,6 +250,7 @@ async def _measure(redis: ArqRedis, arrivals: Arrivals, jobs: int, warmup: int) 
             photo_ms.append(elapsed)
             noop_ms.append((arrivals.times[key] - noop_start) * 1000)
     assert await Photo.filter(status="ready").count() == warmup + jobs + 1
+    assert await Message.filter(direction=Direction.OUTBOUND).count() == warmup + jobs + 1  # one notice each
     return photo_ms, noop_ms
 
 

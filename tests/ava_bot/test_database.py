@@ -116,3 +116,45 @@ def test_postgres_urls_get_a_pool_big_enough_for_the_worker() -> None:
     assert with_pool_size("postgres://u@h/db?ssl=true") == f"postgres://u@h/db?ssl=true&maxsize={DEFAULT_POOL_SIZE}"
     assert with_pool_size("postgres://u@h/db?maxsize=7") == "postgres://u@h/db?maxsize=7"
     assert with_pool_size("sqlite://./data/ava.sqlite3") == "sqlite://./data/ava.sqlite3"
+
+
+def _migrate_sqlite(path: Path, target: str | None) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from tortoise import Tortoise\n"
+        "from tortoise.migrations.api import migrate\n"
+        "from ava_bot.db import tortoise_config\n"
+        "async def main():\n"
+        "    try:\n"
+        f"        await migrate(config=tortoise_config('sqlite://{path}'), target={target!r})\n"
+        "    finally:\n"
+        "        await Tortoise.close_connections()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_sqlite_upgrade_to_typed_setup_draft_keeps_every_row(tmp_path: Path) -> None:
+    """Migration 0004 drops the JSON draft column in place: users' messages and avatars survive on SQLite."""
+    path = tmp_path / "upgrade.sqlite3"
+    _migrate_sqlite(path, "ava.0003_photos")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO users (id, setup_step, setup_draft, editing_avatar, reference_regenerations, mode, created_at,"
+            " updated_at) VALUES (1, 'gender', '{\"gender\": \"woman\"}', 0, 0, 'secretary', '2026-01-01', '2026-01-01')"
+        )
+        db.execute(
+            "INSERT INTO avatars (id, user_id, name, gender, age, nationality, appearance, personality, created_at,"
+            " updated_at) VALUES (1, 1, 'Mia', 'woman', 25, 'Italian', 'dark hair', 'shy', '2026-01-01', '2026-01-01')"
+        )
+        db.execute(
+            "INSERT INTO messages (id, user_id, direction, channel, chat_id, text, in_history, status, created_at)"
+            " VALUES (1, 1, 'in', 'web', '1', 'hello', 0, 'done', '2026-01-01')"
+        )
+    _migrate_sqlite(path, None)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM avatars").fetchone() == (1,)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+        assert "setup_draft" not in columns and {"draft_gender", "version", "question_round"} <= columns

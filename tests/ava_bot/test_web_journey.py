@@ -38,9 +38,19 @@ class Browser:
 
     async def post(self, text: str | None = None, choice: str | None = None) -> None:
         body: dict[str, Any] = {"client_id": uuid.uuid4().hex}
-        body |= {"text": text} if text is not None else {"choice": choice}
+        body |= {"text": text} if text is not None else {"choice": await self.button(choice or "")}
         response = await self.client.post("/chat/messages", json=body, headers={"X-CSRF-Token": self.token})
         assert response.status == 202, await response.text()
+
+    async def button(self, data: str) -> str:
+        """What pressing the button `data` on the page sends: the latest offered button's stamped data."""
+        rows = await Message.filter(user_id=self.user_id, direction=Direction.OUTBOUND).order_by("-id")
+        for row in rows:
+            payload = row.payload or {}
+            for offered in payload.get("choices", []) if payload.get("type") == "choices" else []:
+                if offered["data"].partition(".")[2] == data:
+                    return str(offered["data"])
+        raise AssertionError(f"no button {data!r} on the page")
 
     async def replies(self, count: int) -> list[dict[str, Any]]:
         """Wait until `count` new replies were sent, return their payloads."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -91,6 +92,17 @@ class Hooks:
             yield
         finally:
             self.shown.append(("exit", ref))
+
+
+class CountingSigner(ProvenanceSigner):
+    """The real signer, counting the photos it signed (post-processing's last step before the store)."""
+
+    signed = 0
+
+    def sign(self, manifest: Mapping[str, Any], jpeg: bytes) -> bytes:
+        """Sign as the real signer does, and count."""
+        self.signed += 1
+        return super().sign(manifest, jpeg)
 
 
 class CrashOnce:
@@ -385,7 +397,7 @@ async def test_failing_on_finished_rolls_the_ready_transition_back(env: Env) -> 
     assert await _notices() == [] and env.hooks.kicks == []
     assert await DeadLetter.all().count() == 0
 
-    await env.redis.flushdb()  # the job that raised is gone: the sweeper brings the photo back
+    await env.redis.flushdb()  # arq does not retry a job that raised (only `Retry`): the sweeper must find it
     assert await sweep_photos({"redis": env.redis, "photo_stuck_after": 0}) == 1
     await env.work()
     photo = await Photo.get(id=photo_id)
@@ -435,10 +447,12 @@ async def test_failing_on_finished_rolls_the_failed_transition_back(env: Env) ->
 
 async def test_activity_shows_in_the_request_chat_while_the_provider_works(env: Env) -> None:
     """ "Uploading a photo" shows in the request's chat from before the provider call until the image is
-    downloaded, and ends before post-processing stores anything."""
+    downloaded, and ends before post-processing (signing, storing) starts."""
     avatar = await _avatar()
     chat = ChatRef("whatsapp", "+391234567890")
     photo_id = await _request(env, avatar, kind="reference", ref=chat)
+    signer = CountingSigner.from_files(env.certs.chain, env.certs.signer_key)
+    assert isinstance(signer, CountingSigner)
     seen: list[tuple[object, ...]] = []
 
     @asynccontextmanager
@@ -446,11 +460,12 @@ async def test_activity_shows_in_the_request_chat_while_the_provider_works(env: 
         seen.append(("enter", ref, len(env.fake.requests)))
         yield
         status = (await Photo.get(id=photo_id)).status
-        seen.append(("exit", ref, env.creates(REFERENCE_MODEL), env.downloads(), env.stored_files(), status))
+        made = (env.creates(REFERENCE_MODEL), env.downloads())
+        seen.append(("exit", ref, made, signer.signed, env.stored_files(), status))
 
-    await env.pipeline(activity=activity).run(photo_id, attempt=1)
-    assert seen == [("enter", chat, 0), ("exit", chat, 1, 1, [], PhotoStatus.GENERATING)]
-    assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
+    await env.pipeline(activity=activity, signer=signer).run(photo_id, attempt=1)
+    assert seen == [("enter", chat, 0), ("exit", chat, (1, 1), 0, [], PhotoStatus.GENERATING)]
+    assert signer.signed == 1 and (await Photo.get(id=photo_id)).status == PhotoStatus.READY
     assert env.hooks.finished[0].ref == chat and await _notices() == [(photo_id, "ready")]
 
 

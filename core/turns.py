@@ -27,8 +27,8 @@ import time
 import traceback
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise.transactions import in_transaction
 

@@ -191,14 +191,21 @@ class PhotoPipeline:
             "provider_job_id": result.job_id,
             "storage_key": key,
         }
-        won = await self._transition(
-            photo,
-            PhotoStatus.READY,
-            AuditEvent.READY,
-            updates={**details, "ready_at": _now(), "error": None},
-            audit={**details, "prompt": prompt},
-            finished="ready",
-        )
+        try:
+            won = await self._transition(
+                photo,
+                PhotoStatus.READY,
+                AuditEvent.READY,
+                updates={**details, "ready_at": _now(), "error": None},
+                audit={**details, "prompt": prompt},
+                finished="ready",
+            )
+        except Exception:
+            # Rolled back (the notice could not be written...): drop our file unless a commit did land with it.
+            with contextlib.suppress(Exception):
+                if not await Photo.exists(id=photo.id, storage_key=key):
+                    await self._store.delete(key)
+            raise
         if not won:  # an overlapping run finished first: keep exactly one stored file referenced
             await self._store.delete(key)
             logger.info("photo %s finished by another run; dropped duplicate file", photo.id)

@@ -141,8 +141,9 @@ def test_sqlite_upgrade_to_typed_setup_draft_keeps_every_row(tmp_path: Path) -> 
     _migrate_sqlite(path, "ava.0003_photos")
     with sqlite3.connect(path) as db:
         db.execute(
-            "INSERT INTO users (id, setup_step, setup_draft, editing_avatar, reference_regenerations, mode, created_at,"
-            " updated_at) VALUES (1, 'gender', '{\"gender\": \"woman\"}', 0, 0, 'secretary', '2026-01-01', '2026-01-01')"
+            "INSERT INTO users (id, setup_step, setup_draft, editing_avatar, reference_regenerations, mode,"
+            " created_at, updated_at)"
+            " VALUES (1, 'gender', '{\"gender\": \"woman\"}', 0, 0, 'secretary', '2026-01-01', '2026-01-01')"
         )
         db.execute(
             "INSERT INTO avatars (id, user_id, name, gender, age, nationality, appearance, personality, created_at,"

@@ -130,7 +130,7 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
         assert made.status == PhotoStatus.READY and made.scene == "at a rooftop bar at night"
 
         gallery = await client.get("/gallery")
-        assert gallery.status == 200 and f'/photos/{photo["photo_id"]}' in await gallery.text()
+        assert gallery.status == 200 and f"/photos/{photo['photo_id']}" in await gallery.text()
 
         events = await client.get("/chat/events", headers={"Last-Event-ID": "0"})
         chunk = b""

@@ -9,9 +9,8 @@ import asyncpg
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from core.models import Avatar, User
+from core.models import Avatar, DeadLetter, User
 from imaging.errors import AuditLogImmutable
-from core.models import DeadLetter
 from imaging.models import Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
 from tests.conftest import _asyncpg_dsn
 

@@ -409,10 +409,6 @@ async def test_failing_on_finished_rolls_the_ready_transition_back(env: Env) -> 
     assert photo.storage_key and env.store.root / photo.storage_key in env.stored_files()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline bug: a READY transition rolled back by on_finished leaves its stored file unreferenced",
-)
 async def test_rolled_back_ready_transition_deletes_its_file(env: Env) -> None:
     """A run whose ready transition rolled back deletes the file it stored, as a run that lost the race does."""
     avatar = await _avatar()

@@ -20,6 +20,12 @@ from portal.pages import render
 
 logger = logging.getLogger(__name__)
 
+#: Headers on every error answer.
+PRIVATE_ERROR_HEADERS = {
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 #: Media ranges that match `application/json`, by specificity: the most specific one present sets its quality.
 _JSON_RANGES = {"application/json": 2, "application/*": 1, "*/*": 0}
@@ -100,9 +106,11 @@ async def _answer(request: web.Request, exc: AvaError, page: PageRenderer | None
         logger.error("%s %s failed with %d", request.method, route, status, exc_info=exc)
     else:
         logger.info("%s %s refused with %d: %s", request.method, route, status, exc)
-    if page is None:
-        return web.json_response({"error": exc.public_message}, status=status)
     response: web.StreamResponse | None = None
+    if page is None:
+        response = web.json_response({"error": exc.public_message}, status=status)
+        response.headers.update(PRIVATE_ERROR_HEADERS)
+        return response
     if prefers_html(request.headers.get(hdrs.ACCEPT, "")):
         try:
             response = await page(request, status=status, title=exc.public_title, message=exc.public_message)
@@ -112,6 +120,8 @@ async def _answer(request: web.Request, exc: AvaError, page: PageRenderer | None
     if response is None:
         response = web.json_response({"error": exc.public_message}, status=status)
     response.headers[hdrs.VARY] = hdrs.ACCEPT
+    # Error answers are private and never cached; the URL (it may carry a signed token) never leaks onwards.
+    response.headers.update(PRIVATE_ERROR_HEADERS)
     return response
 
 

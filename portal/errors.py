@@ -1,4 +1,4 @@
-"""Errors of the portal: refused signed links."""
+"""Errors of the portal: refused signed links, photos that cannot be shown."""
 
 from __future__ import annotations
 
@@ -18,3 +18,27 @@ class LinkExpired(LinkInvalid):
 
     public_title = "Link expired"
     public_message = "This link has expired. Ask in the chat for a new one."
+
+
+class SignInRequired(AvaError):
+    """A page or photo that needs a signed-in owner was asked for without a session."""
+
+    http_status = 403
+    public_title = "Sign in"
+    public_message = "Sign in to see this photo."
+
+
+class PhotoNotFound(AvaError):
+    """No such photo for this viewer (missing, someone else's, or not ready: one answer for all)."""
+
+    http_status = 404
+    public_title = "Not found"
+    public_message = "Not found."
+
+
+class PhotoUnavailable(AvaError):
+    """The photo store failed; the photo exists but cannot be shown now."""
+
+    http_status = 503
+    public_title = "Try again later"
+    public_message = "The photo cannot be shown right now."

@@ -2,8 +2,9 @@
 
 Access is granted by a signed photo link (`?t=<token>`, from `PortalLinks.photo_url`, sent in chat) or by
 the owner's portal session. A tampered or expired token is 403; a photo that is someone else's, missing or
-not ready is 404 (one answer, so the route never reveals whether a photo exists). Responses are never cached
-and never leak the URL (it carries the token) through a Referer header. The bytes come from the
+not ready is 404 (one answer, so the route never reveals whether a photo exists). Errors are raised as
+`AvaError`s and answered by the one error middleware (an HTML page for a browser, JSON otherwise). Responses are
+never cached and never leak the URL (it carries the token) through a Referer header. The bytes come from the
 `PhotoLibrary` port (`portal.ports`), which applies the owner and readiness rules.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.errors import AvaError
-from portal.errors import LinkInvalid
+from portal.errors import PhotoNotFound, PhotoUnavailable, SignInRequired
 from portal.links import PortalLinks
 from portal.ports import PhotoLibrary
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 SessionUser = Callable[[web.Request], Awaitable[int | None]]
 
-#: Headers on every answer of the route, photo or error.
+#: Headers on every photo answer (the error middleware puts the same ones on every error answer).
 PRIVATE_HEADERS = {
     "Cache-Control": "private, no-store",
     "Referrer-Policy": "no-referrer",
@@ -40,25 +41,22 @@ def setup_photo_routes(
         try:
             photo_id = int(request.match_info["photo_id"])
         except ValueError:
-            return _error(404, "Not found.")
+            raise PhotoNotFound(f"not a photo id: {request.match_info['photo_id'][:40]!r}") from None
         token = request.query.get("t")
         viewer: int | None
         if token:
-            try:
-                viewer = links.verify_photo(token, photo_id)
-            except LinkInvalid as exc:  # LinkExpired included: its message says to ask for a new link
-                return _error(403, exc.public_message)
+            viewer = links.verify_photo(token, photo_id)  # LinkInvalid / LinkExpired: 403 by the middleware
         else:
             viewer = await session_user(request)
             if viewer is None:
-                return _error(403, "Sign in to see this photo.")
+                raise SignInRequired(f"photo {photo_id} asked for without a session")
         try:
             data = await library.photo_bytes(viewer, photo_id)
-        except AvaError:  # the library's storage failed: answered here, with the private headers
+        except AvaError as exc:  # the library's storage failed
             logger.exception("photo %s could not be read", photo_id)
-            return _error(503, "The photo cannot be shown right now.")
+            raise PhotoUnavailable(f"photo {photo_id}: {type(exc).__name__}") from exc
         if data is None:
-            return _error(404, "Not found.")
+            raise PhotoNotFound(f"photo {photo_id} not found for this viewer")
         return web.Response(
             body=data,
             content_type="image/jpeg",
@@ -66,7 +64,3 @@ def setup_photo_routes(
         )
 
     app.router.add_get("/photos/{photo_id}", photo)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message, headers=PRIVATE_HEADERS)

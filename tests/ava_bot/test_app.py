@@ -162,6 +162,20 @@ async def test_bad_magic_link_answers_the_error_page(client_for, make_settings, 
     assert "This link is not valid." in await response.text()
 
 
+async def test_bad_photo_link_in_a_browser_answers_the_private_error_page(
+    client_for, make_settings, redis: ArqRedis
+) -> None:  # type: ignore[no-untyped-def]
+    """A tampered photo link opened from a chat answers the portal's 403 page, private and never cached."""
+    client = await client_for(make_settings(), redis)
+    response = await client.get("/photos/1?t=tampered", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status == 403 and response.content_type == "text/html"
+    assert "This link is not valid." in await response.text()
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    missing = await client.get("/photos/not-a-number", headers={"Accept": BROWSER_ACCEPT})
+    assert missing.status == 404 and "Not found." in await missing.text()
+
+
 async def test_bad_magic_link_answers_json_to_a_json_client(client_for, make_settings, redis: ArqRedis) -> None:  # type: ignore[no-untyped-def]
     """The same refused sign-in link requested with `Accept: application/json` answers a JSON 403."""
     client = await client_for(make_settings(), redis)

@@ -12,6 +12,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from ava_bot.http import make_error_middleware
 from core.models import Avatar, User
 from imaging.errors import StorageError
 from imaging.library import StoredPhotoLibrary
@@ -48,7 +49,7 @@ async def harness(db: str, tmp_path: Path) -> AsyncIterator[Harness]:
     clock = [1_900_000_000.0]
     links = PortalLinks(SECRET, "http://portal.test", photo_link_ttl=TTL, clock=lambda: clock[0])
     store = LocalPhotoStore(tmp_path / "photos")
-    app = web.Application()
+    app = web.Application(middlewares=[make_error_middleware()])
     aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
     setup_photo_routes(app, links=links, library=StoredPhotoLibrary(store), session_user=current_user_id)
 
@@ -198,7 +199,7 @@ class BrokenStore(LocalPhotoStore):
 async def test_storage_failure_is_503_with_private_headers(harness: Harness, tmp_path: Path) -> None:
     """When the library cannot read a ready photo the route answers 503, still private."""
     photo = await _photo(harness)
-    app = web.Application()
+    app = web.Application(middlewares=[make_error_middleware()])
     aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
     library = StoredPhotoLibrary(BrokenStore(tmp_path / "photos"))
     setup_photo_routes(app, links=harness.links, library=library, session_user=current_user_id)

@@ -22,6 +22,7 @@ releases it and looks again (a message stored meanwhile is never left behind).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -89,9 +90,15 @@ class TurnRunner:
             return "skipped: another drain holds the slot"
         try:
             wait = await self.drain(user_id, token=token)
-        except BaseException:
-            # An unexpected error (the database went away...): free the slot; the sweeper schedules again.
-            await self._queue.release(user_id, token)
+        except Exception:
+            # An unexpected error (the database went away...): try again later; the sweeper is the safety net.
+            logger.exception("drain of user %s failed; it continues later", user_id)
+            with contextlib.suppress(Exception):
+                await self._queue.hand_over(user_id, token, defer=self._config.turn_backoff_seconds * 4)
+            raise
+        except BaseException:  # cancelled (job timeout, shutdown): free the slot for the next job
+            with contextlib.suppress(Exception):
+                await self._queue.release(user_id, token)
             raise
         if wait is not None:
             await self._queue.hand_over(user_id, token, defer=wait)

@@ -309,3 +309,58 @@ async def test_a_numbered_choice_is_accepted_where_the_platform_shows_a_numbered
     await services.runner.drain(user.id, whole=True)
     user = await User.get(id=user.id)
     assert user.draft_personality == "dominant" and user.setup_step == SetupStep.REFERENCE_PENDING
+
+
+async def test_sweeper_delivers_a_notice_whose_kick_was_lost(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """A pending reply nobody scheduled (Redis lost the job) is found by the sweeper and delivered once."""
+    from datetime import timedelta
+
+    from ava_bot.jobs import sweep_turns
+
+    user = await ready_user("sw")
+    await Message.create(
+        user=user,
+        direction=Direction.OUTBOUND,
+        channel=FAKE,
+        chat_id="sw",
+        external_message_id="photo:99:0",
+        text="Just for you",
+        payload={"type": "text", "text": "Just for you"},
+        status=MessageStatus.PENDING,
+    )
+    async with running_worker(services.settings, redis, services):
+        assert await sweep_turns({"services": services, "turn_stuck_after": timedelta(0)}) == 1
+        await eventually(lambda: sent_count(channel, 1), what="the swept reply")
+        assert await sweep_turns({"services": services, "turn_stuck_after": timedelta(0)}) == 0
+    assert channel.texts() == ["Just for you"]
+
+
+async def test_photo_notice_goes_to_the_requesting_chat_else_the_last_reachable_one(
+    services: Services, channel: RecordingChannel
+) -> None:
+    """The notice goes where the photo was asked for; if that chat is unreachable, to the last active chat."""
+    from core.ports import PhotoEvent
+
+    user = await ready_user("home")
+    await ChannelIdentity.create(user=user, channel="web", external_user_id=str(user.id))
+    for channel_name, chat in ((FAKE, "home"), ("web", str(user.id))):
+        await Message.create(
+            user=user,
+            direction=Direction.INBOUND,
+            channel=channel_name,
+            chat_id=chat,
+            text="hi",
+            status=MessageStatus.DONE,
+        )
+    avatar = await Avatar.get(user=user)
+    for photo_id, unreachable, expected in ((1, False, (FAKE, "home")), (2, True, ("web", str(user.id)))):
+        if unreachable:
+            await ChannelIdentity.filter(channel=FAKE).update(unreachable_at=datetime.now(UTC))
+        event = PhotoEvent(user.id, photo_id, "photo", "ready", avatar.id, ChatRef(FAKE, "home"))
+        async with in_transaction():
+            await services.runner.record_photo_event(event)
+        row = await Message.get(external_message_id=f"photo:{photo_id}:0")
+        assert (row.channel, row.chat_id) == expected
+        assert row.payload is not None and row.payload["type"] == "photo" and row.payload["photo_id"] == photo_id

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -13,6 +14,7 @@ from arq.connections import ArqRedis
 from ava_bot.settings import Settings
 from ava_bot.wiring import Resources, Services, open_photo_pipeline
 from ava_bot.worker import create_worker
+from core.models import Avatar, ChannelIdentity, Direction, Message, Mode, SetupStep, User
 from imaging.providers.base import ImageProvider
 
 
@@ -51,3 +53,32 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 1
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def ready_user(chat_id: str, *, channel: str = "web", mode: Mode = Mode.SECRETARY) -> User:
+    """A user who finished onboarding and setup (approved avatar, no reference photo), on `channel`."""
+    now = datetime.now(UTC)
+    user = await User.create(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE, mode=mode)
+    await ChannelIdentity.create(user=user, channel=channel, external_user_id=chat_id)
+    await Avatar.create(
+        user=user,
+        name="Mia",
+        gender="woman",
+        age=27,
+        nationality="Italian",
+        appearance="long dark hair, green eyes",
+        personality="playful",
+        approved_at=now,
+    )
+    return user
+
+
+async def stamped_button(data: str, **where: Any) -> str | None:
+    """What pressing the button `data` sends: the stamped data of the latest outbound question offering it."""
+    rows = await Message.filter(direction=Direction.OUTBOUND, **where).order_by("-id")
+    for row in rows:
+        payload = row.payload or {}
+        for offered in payload.get("choices", []) if payload.get("type") == "choices" else []:
+            if offered["data"].partition(".")[2] == data:
+                return str(offered["data"])
+    return None

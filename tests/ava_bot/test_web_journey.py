@@ -20,7 +20,7 @@ from imaging.providers.placeholder import PlaceholderImageProvider
 from tests.core.test_setup_flow import Gate
 from tests.fakes.openai import FakeOpenAI
 from tests.portal.conftest import page_token, sign_up
-from tests.support import eventually
+from tests.support import eventually, stamped_button
 
 
 @pytest.fixture
@@ -44,13 +44,9 @@ class Browser:
 
     async def button(self, data: str) -> str:
         """What pressing the button `data` on the page sends: the latest offered button's stamped data."""
-        rows = await Message.filter(user_id=self.user_id, direction=Direction.OUTBOUND).order_by("-id")
-        for row in rows:
-            payload = row.payload or {}
-            for offered in payload.get("choices", []) if payload.get("type") == "choices" else []:
-                if offered["data"].partition(".")[2] == data:
-                    return str(offered["data"])
-        raise AssertionError(f"no button {data!r} on the page")
+        pressed = await stamped_button(data, user_id=self.user_id)
+        assert pressed is not None, f"no button {data!r} on the page"
+        return pressed
 
     async def replies(self, count: int) -> list[dict[str, Any]]:
         """Wait until `count` new replies were sent, return their payloads."""

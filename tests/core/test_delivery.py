@@ -36,6 +36,7 @@ from imaging.models import Photo, PhotoStatus
 from tests.fakes.channel import RecordingChannel
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, running_worker
+from tests.support import ready_user as support_ready_user
 
 FAKE = "fake"
 
@@ -73,20 +74,7 @@ def services(db: str, redis: ArqRedis, settings: Any, channel: RecordingChannel)
 
 async def ready_user(chat_id: str, *, mode: Mode = Mode.SECRETARY) -> User:
     """A user who finished onboarding and setup, on the fake channel."""
-    now = datetime.now(UTC)
-    user = await User.create(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE, mode=mode)
-    await ChannelIdentity.create(user=user, channel=FAKE, external_user_id=chat_id)
-    await Avatar.create(
-        user=user,
-        name="Mia",
-        gender="woman",
-        age=27,
-        nationality="Italian",
-        appearance="long dark hair, green eyes",
-        personality="playful",
-        approved_at=now,
-    )
-    return user
+    return await support_ready_user(chat_id, channel=FAKE, mode=mode)
 
 
 def say(chat_id: str, message_id: str, text: str | None = None, choice: str | None = None) -> InboundMessage:

@@ -16,7 +16,7 @@ from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, Us
 from core.ports import PhotoEvent
 from imaging.models import Photo
 from tests.fakes.openai import FakeOpenAI
-from tests.support import eventually
+from tests.support import eventually, stamped_button
 
 
 class Gate:
@@ -79,13 +79,7 @@ class Chat:
 
     async def button(self, data: str) -> str:
         """The data a press of the button `data` of the latest question sends (unstamped if none offers it)."""
-        rows = await Message.filter(direction=Direction.OUTBOUND, chat_id=self.chat_id).order_by("-id")
-        for row in rows:
-            payload = row.payload or {}
-            for offered in payload.get("choices", []) if payload.get("type") == "choices" else []:
-                if offered["data"].partition(".")[2] == data:
-                    return str(offered["data"])
-        return data
+        return await stamped_button(data, chat_id=self.chat_id) or data
 
     async def _handled(self, message_id: int) -> bool:
         row = await Message.get(id=message_id)

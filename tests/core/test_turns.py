@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,19 +15,16 @@ from ava_bot.wiring import Services, build_services
 from billing.entitlements import DevelopmentEntitlements
 from core.messages import ChatRef, InboundMessage
 from core.models import (
-    Avatar,
-    ChannelIdentity,
     DeadLetter,
     Direction,
     Message,
     MessageStatus,
     Mode,
-    SetupStep,
     User,
 )
 from core.persona import turn_failed_line
 from tests.fakes.openai import FakeOpenAI
-from tests.support import eventually, running_worker
+from tests.support import eventually, ready_user, running_worker
 
 
 @pytest.fixture
@@ -42,24 +39,6 @@ def services(db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI)
         llm_api_key="sk-test", llm_base_url=fake_llm.base_url, llm_timeout_seconds=10, turn_backoff_seconds=0.05
     )
     return build_services(settings, redis, entitlements=DevelopmentEntitlements())
-
-
-async def ready_user(chat_id: str, *, mode: Mode = Mode.SECRETARY) -> User:
-    """A user who finished onboarding and setup (approved avatar), on the web channel."""
-    now = datetime.now(UTC)
-    user = await User.create(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE, mode=mode)
-    await ChannelIdentity.create(user=user, channel="web", external_user_id=chat_id)
-    await Avatar.create(
-        user=user,
-        name="Mia",
-        gender="woman",
-        age=27,
-        nationality="Italian",
-        appearance="long dark hair, green eyes",
-        personality="playful",
-        approved_at=now,
-    )
-    return user
 
 
 def inbound(chat_id: str, message_id: str, text: str) -> InboundMessage:

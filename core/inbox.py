@@ -97,8 +97,11 @@ class Inbox:
     async def receive(self, msg: InboundMessage, user: User | None = None) -> Stored:
         """Store `msg` idempotently and schedule processing; a duplicate is acknowledged and ignored."""
         stored = await store_inbound(msg, user)
-        if stored.created:
-            await self._queue.schedule(stored.user_id)
-        else:
+        if not stored.created:
             logger.info("duplicate inbound %s message ignored", msg.ref.channel)
+            # A redelivery after a failed schedule (Redis hiccup, 5xx to the platform) must not wait for the
+            # sweeper: schedule again while it is pending (a no-op when a drain holds the slot).
+            if not await Message.exists(id=stored.message_id, status=MessageStatus.PENDING):
+                return stored
+        await self._queue.schedule(stored.user_id)
         return stored

@@ -220,3 +220,15 @@ async def test_history_is_bounded_by_count_and_characters(db: str) -> None:
     by_chars = await load_history(user.id, limit=40, budget=1_000)
     assert sum(len(m.content) for m in by_chars) <= 1_000 and by_chars[-1].content.startswith("m59")
     assert by_chars[0].role == "user"
+
+
+async def test_a_redelivery_of_a_pending_message_schedules_it_again(services: Services, redis: ArqRedis) -> None:
+    """When scheduling was lost (Redis hiccup), the platform's redelivery schedules the pending message again."""
+    user = await ready_user("again")
+    await services.inbox.receive(inbound("again", "r1", "hello?"))
+    await redis.flushdb()  # the drain job and its slot are gone; the row is pending in PostgreSQL
+    async with running_worker(services.settings, redis, services):
+        second = await services.inbox.receive(inbound("again", "r1", "hello?"))
+        await eventually(lambda: _has_reply(user), what="the reply")
+    assert not second.created
+    assert [r.text for r in await replies_of(user)] == ["echo: hello?"]

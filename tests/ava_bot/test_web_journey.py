@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from arq.connections import ArqRedis
 
 from ava_bot.app import create_app
 from core.engine import ACCEPT, REF_AGAIN, REF_KEEP
-from core.models import Direction, Message, MessageStatus
+from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
 from imaging.models import Photo, PhotoStatus
 from imaging.providers.placeholder import PlaceholderImageProvider
 from tests.core.test_setup_flow import Gate
@@ -136,3 +137,43 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
         events.close()
     finally:
         await client.close()
+
+
+async def test_web_chat_stream_shows_typing_while_ava_answers(
+    db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI
+) -> None:
+    """The live stream carries typing events while the model thinks, before the reply's row arrives."""
+    settings = make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, activity_interval_seconds=0.2)
+    app = await create_app(settings, redis=redis, own_database=False, run_worker=True, entitlements=Gate(open_=True))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        user_id = await sign_up(client, "typing@example.com")
+        now = datetime.now(UTC)
+        await User.filter(id=user_id).update(adult_confirmed_at=now, terms_accepted_at=now, setup_step=SetupStep.DONE)
+        await Avatar.create(
+            user_id=user_id,
+            name="Mia",
+            gender="woman",
+            age=27,
+            nationality="Italian",
+            appearance="dark hair",
+            personality="playful",
+            approved_at=now,
+        )
+        fake_llm.slow_when("hello", 1.0)
+        me = Browser(client, await page_token(client, "/chat"), user_id)
+        events = await client.get("/chat/events", headers={"Last-Event-ID": "0"})
+        await asyncio.wait_for(events.content.readuntil(b"\n\n"), 5)  # the `retry:` hint: the stream is open
+        await asyncio.sleep(0.2)  # subscribed
+        await me.post("hello")
+        seen: list[bytes] = []
+        while not any(b"data:" in chunk and b"event:" not in chunk for chunk in seen):
+            seen.append(await asyncio.wait_for(events.content.readuntil(b"\n\n"), 10))
+        events.close()
+    finally:
+        await client.close()
+    kinds = [json.loads(c.split(b"data:", 1)[1]).get("kind") for c in seen if c.startswith(b"event: activity")]
+    assert len(kinds) >= 3 and set(kinds) == {"typing"}, seen  # repeated while the model thinks
+    first_row = next(i for i, c in enumerate(seen) if b"event:" not in c and b"data:" in c)
+    assert any(c.startswith(b"event: activity") for c in seen[:first_row])

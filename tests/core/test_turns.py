@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -232,3 +233,20 @@ async def test_a_redelivery_of_a_pending_message_schedules_it_again(services: Se
         await eventually(lambda: _has_reply(user), what="the reply")
     assert not second.created
     assert [r.text for r in await replies_of(user)] == ["echo: hello?"]
+
+
+async def test_every_turn_is_logged_without_the_message_text(
+    services: Services, redis: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runner logs user id, message id, duration and outcome of each turn, never the text at INFO."""
+    user = await ready_user("log")
+    caplog.set_level(logging.INFO, logger="core.turns")
+    await services.inbox.receive(inbound("log", "l1", "my secret plans for tonight"))
+    await services.runner.drain(user.id, whole=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.turns"]
+    row = await Message.get(user=user, direction=Direction.INBOUND)
+    assert any(
+        f"user={user.id} message={row.id} attempt=1" in line and "duration_ms=" in line and "outcome=done" in line
+        for line in lines
+    ), lines
+    assert not any("secret plans" in r.getMessage() for r in caplog.records if r.levelno <= logging.INFO)

@@ -60,3 +60,10 @@ class StateChanged(AvaError):
     """The user's state changed while a turn was computed: the turn is rolled back and computed again."""
 
     http_status = 409
+
+
+class ModerationUnavailable(AvaError):
+    """The moderation service could not answer (network, timeout, 5xx): fail closed, retry later."""
+
+    http_status = 503
+    public_message = "Our safety check is unavailable right now. Please try again in a moment."

@@ -213,6 +213,32 @@ class TurnQueue(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ModerationVerdict:
+    """A moderation layer's answer on one text."""
+
+    allowed: bool
+    #: Why it refused: the category or reason code (e.g. "sexual/minors", "S4"); None when allowed.
+    reason: str | None = None
+    #: Which layer answered (the implementation's `name`).
+    layer: str = "moderation"
+
+
+@runtime_checkable
+class Moderation(Protocol):
+    """The model-based second safety layer for text that can reach an image prompt (fields, scenes, prompts).
+
+    Both layers - the rules and this one - must allow a text. Fail closed: when the service cannot answer, raise
+    `core.errors.ModerationUnavailable`; the caller then waits and retries, and never generates unchecked.
+    """
+
+    name: str
+
+    async def check(self, text: str) -> ModerationVerdict:
+        """Classify `text`; refuse anything that sexualises or implies a minor."""
+        ...
+
+
 class SafetyVerdictLike(Protocol):
     """Shape of a text-safety verdict."""
 

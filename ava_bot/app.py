@@ -14,7 +14,15 @@ from ava_bot import health
 from ava_bot.http import make_error_middleware, portal_error_page
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.settings import Settings
-from ava_bot.wiring import build_links, build_services, build_store, open_photo_pipeline, open_resources
+from ava_bot.wiring import (
+    Resources,
+    Services,
+    build_links,
+    build_store,
+    open_photo_pipeline,
+    open_resources,
+    open_services,
+)
 from ava_bot.worker import create_worker
 from channels.web import WebChannel, setup_web_chat
 from core.ports import Entitlements, LLMProvider
@@ -29,6 +37,28 @@ from portal.photos import setup_photo_routes
 from portal.setup import setup_portal
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def serve_worker(
+    settings: Settings, resources: Resources, services: Services, image_provider: ImageProvider | None
+) -> AsyncIterator[None]:
+    """Run the arq worker inside this process for the block (the single-process `ava-bot dev`)."""
+    # Tortoise is initialised by the caller, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
+    async with open_photo_pipeline(settings, services, provider=image_provider) as pipeline:
+        worker = create_worker(settings, resources, services, pipeline, in_process=True)
+        task = asyncio.create_task(worker.async_run(), name="arq-worker")
+        logger.info("in-process worker started")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            # Jobs still running (e.g. the start-up sweeps) are cancelled by close(); arq re-runs
+            # interrupted jobs and every job is idempotent, so their cancellation is expected here.
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.close()
 
 
 async def create_app(
@@ -55,26 +85,13 @@ async def create_app(
             settings, redis=redis, own_database=own_database, allow_fake_redis=run_worker
         ) as resources:
             app[REDIS] = resources.redis
-            services = build_services(settings, resources.redis, llm=llm, entitlements=entitlements)
-            app[SERVICES] = services
-            if not run_worker:
-                yield
-                return
-            # Tortoise is initialised above, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
-            async with open_photo_pipeline(settings, services, provider=image_provider) as pipeline:
-                worker = create_worker(settings, resources, services, pipeline, in_process=True)
-                task = asyncio.create_task(worker.async_run(), name="arq-worker")
-                logger.info("in-process worker started")
-                try:
+            async with open_services(settings, resources.redis, llm=llm, entitlements=entitlements) as services:
+                app[SERVICES] = services
+                if not run_worker:
                     yield
-                finally:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                    # Jobs still running (e.g. the start-up sweeps) are cancelled by close(); arq re-runs
-                    # interrupted jobs and every job is idempotent, so their cancellation is expected here.
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker.close()
+                    return
+                async with serve_worker(settings, resources, services, image_provider):
+                    yield
 
     app.cleanup_ctx.append(resources_ctx)
     health.setup(app)

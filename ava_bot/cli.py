@@ -13,14 +13,15 @@ from pathlib import Path
 from aiohttp import web
 
 from ava_bot.app import create_app
-from ava_bot.db import run_migrations
+from ava_bot.audit import blocked_lines, parse_since
+from ava_bot.db import close_db, init_db, run_migrations
 from ava_bot.deadletters import list_dead_letters
 from ava_bot.deadletters import replay as replay_letter
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.settings import Settings, load_settings
-from ava_bot.wiring import build_services, open_photo_pipeline, open_resources
+from ava_bot.wiring import open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
-from core.errors import ConfigError, NotReplayable
+from core.errors import ConfigError, NotReplayable, ValidationFailed
 from imaging.certs import create_dev_certificates
 from imaging.errors import CertificateFilesExist
 
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     letters_list.add_argument("--limit", type=int, default=50)
     letters_replay = letters_commands.add_parser("replay", help="run a dead letter's work again (fresh attempts)")
     letters_replay.add_argument("id", type=int)
+    audit = commands.add_parser("audit", help="review the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    blocked = audit_commands.add_parser("blocked", help="safety refusals: fields, scenes and prompts")
+    blocked.add_argument("--since", default="7d", help="a date, a date-time or a span like 24h or 7d (default 7d)")
+    blocked.add_argument("--limit", type=int, default=500)
     return parser
 
 
@@ -87,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(run_migrations(settings.effective_database_url))
             case "deadletters":
                 return asyncio.run(run_deadletters(settings, args))
+            case "audit":
+                return asyncio.run(run_audit(settings, args))
             case "dev":
                 port = args.port or settings.port
                 asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
@@ -98,14 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def run_worker(settings: Settings) -> None:
     """Run the standalone arq worker until SIGINT/SIGTERM."""
-    async with open_resources(settings) as resources:
-        services = build_services(settings, resources.redis)
-        async with open_photo_pipeline(settings, services) as pipeline:
-            worker = create_worker(settings, resources, services, pipeline)
-            try:
-                await worker.async_run()
-            finally:
-                await worker.close()
+    async with (
+        open_resources(settings) as resources,
+        open_services(settings, resources.redis) as services,
+        open_photo_pipeline(settings, services) as pipeline,
+    ):
+        worker = create_worker(settings, resources, services, pipeline)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
 
 
 async def run_deadletters(settings: Settings, args: argparse.Namespace) -> int:
@@ -121,6 +131,22 @@ async def run_deadletters(settings: Settings, args: argparse.Namespace) -> int:
             print(f"ava-bot: {exc}", file=sys.stderr)
             return 1
         return 0
+
+
+async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`ava-bot audit blocked --since ...`."""
+    try:
+        since = parse_since(args.since)
+    except ValidationFailed as exc:
+        print(f"ava-bot: {exc}", file=sys.stderr)
+        return 2
+    await init_db(settings.effective_database_url)
+    try:
+        lines = await blocked_lines(since, limit=args.limit)
+    finally:
+        await close_db()
+    print("\n".join(lines) if lines else f"no refusals since {since:%Y-%m-%d %H:%M} UTC")
+    return 0
 
 
 async def run_dev(settings: Settings, *, port: int) -> None:

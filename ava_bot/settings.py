@@ -3,6 +3,9 @@
 Every external base URL is a setting so tests and self-hosters can redirect them. In production a
 missing secret stops start-up with ONE message naming every missing key; in development each
 fallback to an embedded default is reported (and logged once by `log_fallbacks`).
+
+The model-based moderation layer (MODERATION_*) is required in production like a secret; only an explicit
+MODERATION_DISABLED=true lets production run on the rules alone, and that is logged at WARNING on every start.
 """
 
 from __future__ import annotations
@@ -73,6 +76,14 @@ class Settings(BaseSettings):
     c2pa_private_key: Path | None = None
     watermark_text: str = "AI-generated"
 
+    moderation_kind: Literal["openai", "llama-guard"] = "openai"
+    moderation_base_url: str | None = None
+    moderation_api_key: SecretStr | None = None
+    moderation_model: str | None = None
+    moderation_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    moderation_timeout_seconds: float = Field(default=10.0, gt=0)
+    moderation_disabled: bool = False
+
     setup_free_regenerations: int = Field(default=3, ge=0)
     photo_max_attempts: int = Field(default=3, ge=1)
     photo_backoff_seconds: float = Field(default=2.0, gt=0)
@@ -86,6 +97,13 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True when running with production rules (no embedded fallbacks)."""
         return self.ava_env == "production"
+
+    @property
+    def moderation_configured(self) -> bool:
+        """True when a moderation layer is set up (base URL and key) and not explicitly disabled."""
+        return not (
+            self.moderation_disabled or _is_unset(self.moderation_base_url) or _is_unset(self.moderation_api_key)
+        )
 
     def missing_production_settings(self) -> list[str]:
         """Environment names of required settings that are unset (production rules)."""
@@ -101,6 +119,9 @@ class Settings(BaseSettings):
             "C2PA_CERT_CHAIN": self.c2pa_cert_chain,
             "C2PA_PRIVATE_KEY": self.c2pa_private_key,
         }
+        if not self.moderation_disabled:  # only an explicit MODERATION_DISABLED=true waives the second layer
+            required["MODERATION_BASE_URL"] = self.moderation_base_url
+            required["MODERATION_API_KEY"] = self.moderation_api_key
         if self.telegram_bot_token is not None:
             required["TELEGRAM_WEBHOOK_SECRET"] = self.telegram_webhook_secret
         if self.whatsapp_enabled:
@@ -120,6 +141,11 @@ class Settings(BaseSettings):
                 raise MissingSettingsError(missing)
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters long.")
+        if not self.moderation_disabled and _is_unset(self.moderation_base_url) != _is_unset(self.moderation_api_key):
+            raise ConfigError(
+                "MODERATION_BASE_URL and MODERATION_API_KEY must be set together "
+                "(or set MODERATION_DISABLED=true to check image prompts with the rules alone)."
+            )
 
     def development_fallbacks(self) -> list[str]:
         """One human line per embedded default development is using instead of a real setting."""
@@ -140,12 +166,24 @@ class Settings(BaseSettings):
             notes.append("REPLICATE_API_TOKEN unset: using the offline placeholder image provider")
         if self.stripe_secret_key is None:
             notes.append("STRIPE_SECRET_KEY unset: billing disabled, every user may chat (development)")
+        if not self.moderation_disabled and not self.moderation_configured:
+            notes.append(
+                "MODERATION_BASE_URL/MODERATION_API_KEY unset: no moderation layer, the rules alone check prompts"
+            )
         return notes
 
+    def start_warnings(self) -> list[str]:
+        """Deliberate weakenings of safety that hold in every environment (logged at WARNING on each start)."""
+        if self.moderation_disabled:
+            return ["MODERATION_DISABLED=true: the moderation layer is OFF, the rules alone check image prompts"]
+        return []
+
     def log_fallbacks(self) -> None:
-        """Log each development fallback once (called once by the CLI after building Settings)."""
+        """Log each development fallback and start warning once (called once by the CLI after building Settings)."""
         for note in self.development_fallbacks():
             logger.warning("development fallback: %s", note)
+        for warning in self.start_warnings():
+            logger.warning("%s", warning)
 
     @property
     def effective_secret_key(self) -> str:

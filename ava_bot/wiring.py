@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
@@ -34,14 +35,16 @@ from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
 from core.inbox import Inbox
 from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
-from core.ports import Channel, Entitlements, LLMProvider
+from core.ports import Channel, Entitlements, LLMProvider, Moderation
+from core.safety import SafetyChecker
 from core.turns import RunnerConfig, TurnRunner
 from imaging.certs import create_dev_certificates
+from imaging.moderation import DEFAULT_LLAMA_GUARD_MODEL, DEFAULT_OPENAI_MODEL, LlamaGuardModeration, OpenAIModeration
 from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
 from imaging.providers.base import ImageProvider
 from imaging.providers.factory import ProviderConfig, create_image_provider
-from imaging.safety import check_prompt
+from imaging.safety import check_field
 from imaging.service import PhotoService
 from imaging.storage import LocalPhotoStore
 from portal.links import PortalLinks
@@ -105,6 +108,8 @@ class Services:
     photos: PhotoService
     llm: LLMProvider
     channels: dict[str, Channel]
+    #: Both safety layers (the rules, and the moderation model when configured) for every text entering.
+    safety: SafetyChecker
 
 
 def build_llm(settings: Settings) -> LLMProvider:
@@ -145,17 +150,21 @@ def build_services(
     llm: LLMProvider | None = None,
     entitlements: Entitlements | None = None,
     channels: list[Channel] | None = None,
+    moderation: Moderation | None = None,
 ) -> Services:
-    """Wire the conversation core with its adapters. `llm` / `entitlements` / `channels` override (tests)."""
+    """Wire the conversation core with its adapters. `llm` / `entitlements` / `channels` / `moderation` override
+    the configured ones (tests)."""
     links = build_links(settings)
     photos = PhotoService(redis)
     model = llm or build_llm(settings)
+    moderation = moderation or build_moderation(settings)
     engine = ConversationEngine(
         llm=model,
         photos=photos,
         entitlements=entitlements or build_entitlements(settings),
         links=links,
-        safety=check_prompt,
+        safety=check_field,
+        moderation=moderation,
         config=EngineConfig(
             free_regenerations=settings.setup_free_regenerations,
             terms_url=f"{settings.effective_public_base_url}/terms",
@@ -189,15 +198,33 @@ def build_services(
         photos=photos,
         llm=model,
         channels=adapters,
+        safety=SafetyChecker(check_field, moderation),
     )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, redis: ArqRedis, **overrides: Any) -> AsyncIterator[Services]:
+    """`build_services` for the life of a process: the clients the services own are closed on exit."""
+    services = build_services(settings, redis, **overrides)
+    try:
+        yield services
+    finally:
+        close = getattr(services.safety.moderation, "aclose", None)
+        if close is not None:
+            await close()
 
 
 # -- photos -----------------------------------------------------------------------------------------------------
 
 
 def build_store(settings: Settings) -> LocalPhotoStore:
-    """Photo storage under MEDIA_DIR (a volume shared by web and worker in compose)."""
+    """Photo storage under MEDIA_DIR (a volume shared by web and worker in compose): the served copies."""
     return LocalPhotoStore(settings.media_dir / "photos")
+
+
+def build_originals(settings: Settings) -> LocalPhotoStore:
+    """The private store of references' unwatermarked originals: apart from the served copies, never served."""
+    return LocalPhotoStore(settings.media_dir / "originals")
 
 
 def build_provider(settings: Settings) -> ImageProvider:
@@ -228,6 +255,36 @@ def build_signer(settings: Settings) -> ProvenanceSigner:
     return ProvenanceSigner.from_files(chain, key)
 
 
+def build_moderation(settings: Settings) -> Moderation | None:
+    """The model-based moderation layer MODERATION_KIND names, or None (the rules alone).
+
+    None only when MODERATION_DISABLED=true, or in development without MODERATION_BASE_URL/MODERATION_API_KEY
+    (`Settings.check` refuses that in production; this refuses it again in case `check` was skipped).
+    """
+    if settings.moderation_disabled:
+        return None
+    base_url, key = settings.moderation_base_url, settings.moderation_api_key
+    if not settings.moderation_configured or base_url is None or key is None:
+        if settings.is_production:
+            raise ConfigError("MODERATION_BASE_URL and MODERATION_API_KEY are required in production")
+        return None
+    api_key = key.get_secret_value()
+    if settings.moderation_kind == "llama-guard":
+        return LlamaGuardModeration(
+            base_url=base_url,
+            api_key=api_key,
+            model=settings.moderation_model or DEFAULT_LLAMA_GUARD_MODEL,
+            timeout=settings.moderation_timeout_seconds,
+        )
+    return OpenAIModeration(
+        base_url=base_url,
+        api_key=api_key,
+        model=settings.moderation_model or DEFAULT_OPENAI_MODEL,
+        threshold=settings.moderation_threshold,
+        timeout=settings.moderation_timeout_seconds,
+    )
+
+
 @asynccontextmanager
 async def open_photo_pipeline(
     settings: Settings, services: Services, *, provider: ImageProvider | None = None
@@ -246,6 +303,8 @@ async def open_photo_pipeline(
             activity=services.runner.photo_activity,
             max_attempts=settings.photo_max_attempts,
             backoff_seconds=settings.photo_backoff_seconds,
+            safety=services.safety,
+            originals=build_originals(settings),
         )
         close = getattr(chosen, "aclose", None)
         if close is not None:

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from core.messages import ChatRef, TextReply
 from core.models import Avatar, Message, Mode, User
 from core.outcome import Outcome
-from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_line
+from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_blocked_line, photo_line
 from core.ports import ChatMessage, LLMProvider, PhotoRequests, ToolCall
+from core.safety import SafetyChecker, record_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,10 @@ def _scene(call: ToolCall) -> str | None:
 class ChatTurn:
     """Runs the LLM for one user message."""
 
-    def __init__(self, *, llm: LLMProvider, photos: PhotoRequests) -> None:
+    def __init__(self, *, llm: LLMProvider, photos: PhotoRequests, safety: SafetyChecker) -> None:
         self._llm = llm
         self._photos = photos
+        self._safety = safety
 
     async def run(self, user: User, avatar: Avatar, text: str, *, message_id: int, ref: ChatRef) -> Outcome:
         """Answer `text`; in intimate mode the model may call `send_photo` (recorded by an effect at commit)."""
@@ -87,6 +89,16 @@ class ChatTurn:
         if not scenes:
             return Outcome([TextReply(reply or "…")], user_in_history=True, history_reply=0)
         scene = scenes[0]  # one photo per turn bounds cost
+        refusal = await self._safety.check("scene", scene)  # alone, before any prompt is composed
+        if refusal is not None:
+            logger.info("send_photo scene refused for user %s: %s by %s", user.id, refusal.code, refusal.layer)
+            outcome = Outcome([TextReply(photo_blocked_line())], user_in_history=True, history_reply=0)
+
+            async def audit() -> None:
+                await record_refusal(user.id, refusal, channel=ref.channel)
+
+            outcome.effects.append(audit)
+            return outcome
         outcome = Outcome([TextReply(reply or photo_line(avatar))], user_in_history=True, history_reply=0)
 
         async def request_photo() -> None:

@@ -18,20 +18,25 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from core.chat import ChatTurn
-from core.errors import ValidationFailed
+from core.errors import UnsafeAnswer, ValidationFailed
 from core.messages import Choice, ChoicesReply, InboundMessage, LinkReply, PhotoReady, Reply, TextReply
 from core.models import Avatar, Mode, SetupStep, User
-from core.outcome import Outcome
+from core.outcome import Effect, Outcome
 from core.persona import photo_blocked_line, photo_failed_line
-from core.ports import Entitlements, Links, LLMProvider, PhotoEvent, PhotoRequests, TextSafety
+from core.ports import Entitlements, Links, LLMProvider, Moderation, PhotoEvent, PhotoRequests, TextSafety
+from core.safety import RULES_LAYER, Refusal, SafetyChecker, reason_code, record_refusal
 from core.setup import (
+    FREE_TEXT_STEPS,
     KEEP,
+    MAX_REFUSALS,
     QUESTION_STEPS,
+    REFUSED_ANSWER,
     AvatarSpec,
     clear_draft,
     draft_value,
     next_step,
     parse_answer,
+    preset_value,
     question,
     set_draft_value,
 )
@@ -102,14 +107,16 @@ class ConversationEngine:
         entitlements: Entitlements,
         links: Links,
         safety: TextSafety,
+        moderation: Moderation | None = None,
         config: EngineConfig | None = None,
     ) -> None:
         self._photos = photos
         self._entitlements = entitlements
         self._links = links
         self._safety = safety
+        self._checker = SafetyChecker(safety, moderation)
         self._config = config or EngineConfig()
-        self._chat = ChatTurn(llm=llm, photos=photos)
+        self._chat = ChatTurn(llm=llm, photos=photos, safety=self._checker)
 
     async def handle(self, user: User, msg: InboundMessage, *, message_id: int) -> Outcome:
         """Answer one inbound message of `user` (the caller commits the outcome)."""
@@ -219,7 +226,7 @@ class ConversationEngine:
     async def _current_question(self, user: User) -> Reply:
         step = SetupStep(user.setup_step)
         if step in QUESTION_STEPS:
-            return question(step, current=self._default(user, step))
+            return self._question(user, step)
         if step == SetupStep.REFERENCE_PENDING:
             return TextReply("I'm still getting ready for my photo… it'll be here in a moment 📸")
         if step == SetupStep.REFERENCE_REVIEW:
@@ -228,6 +235,15 @@ class ConversationEngine:
 
     def _default(self, user: User, step: SetupStep) -> object:
         return draft_value(user, step) if user.editing_avatar else None
+
+    def _question(self, user: User, step: SetupStep) -> Reply:
+        """The question for `step`: its safe presets alone once answers were refused too often."""
+        return question(step, current=self._default(user, step), choices_only=user.setup_refusals >= MAX_REFUSALS)
+
+    def _refused(self, user: User, step: SetupStep, why: str) -> Outcome:
+        """An answer was refused: say what to change and ask again (presets only after too many refusals)."""
+        user.setup_refusals += 1
+        return Outcome([TextReply(why), self._question(user, step)])
 
     async def _start_edit(self, user: User) -> Outcome:
         avatar = await current_avatar(user)
@@ -255,19 +271,42 @@ class ConversationEngine:
 
     async def _answer(self, user: User, step: SetupStep, msg: InboundMessage, message_id: int) -> Outcome:
         raw = msg.choice if msg.choice is not None else (msg.text or "")
-        if raw == KEEP and user.editing_avatar and draft_value(user, step) is not None:
-            value = draft_value(user, step)
+        value: str | int | None
+        if user.setup_refusals >= MAX_REFUSALS:  # presets only: anything else shows them again
+            preset = preset_value(step, raw)
+            if preset is None:
+                return Outcome([self._question(user, step)])
+            value = parse_answer(step, preset)
+        elif raw == KEEP and user.editing_avatar and draft_value(user, step) is not None:
+            value = draft_value(user, step)  # checked again, with every answer, before the avatar is made
         else:
             try:
-                value = parse_answer(step, raw, self._safety)
+                value = parse_answer(step, raw)
             except ValidationFailed as problem:
-                return Outcome([TextReply(problem.public_message), question(step, current=self._default(user, step))])
+                return self._refused(user, step, problem.public_message)
+            if step in FREE_TEXT_STEPS:
+                refusal = await self._checker.check(step.value, str(value))
+                if refusal is not None:
+                    logger.info("setup answer refused for user %s: %s by %s", user.id, refusal.code, refusal.layer)
+                    outcome = self._refused(user, step, REFUSED_ANSWER[step])
+                    outcome.effects.append(audit(user.id, refusal, msg.ref.channel))
+                    return outcome
+        user.setup_refusals = 0
         set_draft_value(user, step, value)
         following = next_step(step)
         if following != SetupStep.REFERENCE_PENDING:
             user.setup_step = following
-            return Outcome([question(following, current=self._default(user, following))])
-        spec = AvatarSpec.from_user(user, self._safety)
+            return Outcome([self._question(user, following)])
+        try:
+            spec = AvatarSpec.from_user(user, self._safety)
+        except UnsafeAnswer as unsafe:  # e.g. a kept value from an older avatar the rules now refuse
+            bad = SetupStep(str(unsafe.step))
+            user.setup_step = bad
+            set_draft_value(user, bad, None)
+            refusal = Refusal(bad.value, RULES_LAYER, reason_code(unsafe.reason), unsafe.reason, "")
+            outcome = self._refused(user, bad, REFUSED_ANSWER.get(bad, unsafe.public_message))
+            outcome.effects.append(audit(user.id, refusal, msg.ref.channel))
+            return outcome
         outcome = self._reference_requested(user, f"Nice to meet you, I'm {spec.name}! 💕")
 
         async def create_avatar_and_request_reference() -> None:
@@ -419,18 +458,15 @@ class ConversationEngine:
                 ]
             )
         user.setup_photo_id = None
-        if event.status == "blocked":
+        if event.status == "blocked":  # refused when the prompt was built: it counts as a refused answer
             user.setup_step = SetupStep.APPEARANCE
             set_draft_value(user, SetupStep.APPEARANCE, None)
             user.setup_avatar_id = None
-            return Outcome(
-                [
-                    TextReply(
-                        "I couldn't take that photo: the description broke our safety rules. "
-                        "Please describe how I look again."
-                    ),
-                    question(SetupStep.APPEARANCE),
-                ]
+            return self._refused(
+                user,
+                SetupStep.APPEARANCE,
+                "I couldn't take that photo: my description broke our safety rules. "
+                + REFUSED_ANSWER[SetupStep.APPEARANCE],
             )
         return Outcome(
             [
@@ -440,6 +476,15 @@ class ConversationEngine:
                 )
             ]
         )
+
+
+def audit(user_id: int, refusal: Refusal, channel: str | None) -> Effect:
+    """An effect recording a safety refusal in the audit table, committed with the turn."""
+
+    async def record() -> None:
+        await record_refusal(user_id, refusal, channel=channel)
+
+    return record
 
 
 async def current_avatar(user: User) -> Avatar | None:

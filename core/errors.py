@@ -67,3 +67,16 @@ class ModerationUnavailable(AvaError):
 
     http_status = 503
     public_message = "Our safety check is unavailable right now. Please try again in a moment."
+
+
+class AuditImmutable(AvaError):
+    """Something tried to change or remove a stored audit row (audit trails are append-only)."""
+
+
+class UnsafeAnswer(ValidationFailed):
+    """A stored setup answer no longer passes the safety rules (checked again before an avatar is made)."""
+
+    def __init__(self, step: object, reason: str | None) -> None:
+        super().__init__("One of your answers can't be used. Let's go over it again.")
+        self.step = step
+        self.reason = reason

@@ -9,13 +9,17 @@ Model docstrings become table comments, and Tortoise splits SQLite DDL on semico
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 from tortoise.validators import MaxLengthValidator, MinValueValidator
+
+from core.errors import AuditImmutable
 
 #: The youngest age an avatar may have. A hard floor: flow, model and database all enforce it.
 MIN_AVATAR_AGE = 20
@@ -89,6 +93,8 @@ class User(Model):
     mode = fields.CharEnumField(
         Mode, max_length=16, default=Mode.SECRETARY, db_default="secretary", description="secretary | intimate"
     )
+    #: Refused answers to the current setup question (after 3 it offers choices only: the flow never loops).
+    setup_refusals = fields.IntField(default=0, db_default=0)
     #: Which round of questions is open: a pressed button carries it, so a press on a passed question is refused.
     question_round = fields.IntField(default=0, db_default=0)
     #: Optimistic concurrency: every committed state change bumps it (a turn computed on stale state re-runs).
@@ -204,3 +210,51 @@ class DeadLetter(Model):
 
     class Meta:
         table = "dead_letters"
+
+
+#: Prefix of a not-yet-pseudonymised audit `user_ref`.
+USER_REF_PREFIX = "user:"
+
+
+def user_ref(user_id: int) -> str:
+    """The audit reference of a user ("user:42"); erasure later replaces it with a pseudonym."""
+    return f"{USER_REF_PREFIX}{user_id}"
+
+
+class SafetyRefusal(Model):
+    """Append-only record of every text a safety layer refused: an avatar field, a photo scene or a prompt."""
+
+    id = fields.BigIntField(primary_key=True)
+    #: user:<id> until erasure pseudonymises it.
+    user_ref = fields.CharField(max_length=128, db_index=True)
+    channel = fields.CharField(max_length=16, null=True)
+    #: gender, nationality, appearance, name, personality, age, scene or prompt.
+    field = fields.CharField(max_length=32)
+    #: rules, or the moderation layer that refused.
+    layer = fields.CharField(max_length=64)
+    #: The reason code (a rule name or a moderation category).
+    code = fields.CharField(max_length=64)
+    reason = fields.TextField(null=True)
+    #: The refused text (bounded), for an operator to review.
+    text = fields.TextField(null=True)
+    photo_id = fields.BigIntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "safety_refusals"
+
+    async def save(
+        self,
+        using_db: BaseDBAsyncClient | None = None,
+        update_fields: Iterable[str] | None = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        """Insert the row; refuse to update one already stored."""
+        if self._saved_in_db or force_update or update_fields is not None:
+            raise AuditImmutable(f"safety refusal {self.pk} is append-only and cannot be updated")
+        await super().save(using_db=using_db, force_create=True)
+
+    async def delete(self, using_db: BaseDBAsyncClient | None = None) -> None:
+        """Always refuse: audit rows are never deleted."""
+        raise AuditImmutable(f"safety refusal {self.pk} is append-only and cannot be deleted")

@@ -251,10 +251,10 @@ class SafetyVerdictLike(Protocol):
 
 @runtime_checkable
 class TextSafety(Protocol):
-    """Checks free text that will feed image generation (imaging's prompt safety implements it)."""
+    """The safety rules for free text that can reach an image prompt (imaging's `check_field` implements it)."""
 
-    def __call__(self, text: str) -> SafetyVerdictLike:
-        """Verdict on `text`."""
+    def __call__(self, field: str, text: str) -> SafetyVerdictLike:
+        """Verdict on `text` given as `field` (gender, nationality, appearance, name, scene, prompt), checked alone."""
         ...
 
 

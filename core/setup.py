@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ValidationFailed
+from core.errors import UnsafeAnswer, ValidationFailed
 from core.messages import Choice, ChoicesReply, Reply, TextReply
 from core.models import MAX_APPEARANCE_CHARS, MIN_AVATAR_AGE, SetupStep, User
 from core.ports import TextSafety
@@ -46,6 +46,41 @@ QUESTIONS: dict[SetupStep, str] = {
 }
 
 
+#: Steps whose answers are free text that can reach an image prompt: each is safety-checked on its own.
+FREE_TEXT_STEPS = (SetupStep.GENDER, SetupStep.NATIONALITY, SetupStep.APPEARANCE, SetupStep.NAME)
+#: Refused answers to one question before it offers its safe presets only (the flow never loops).
+MAX_REFUSALS = 3
+CHOICES_ONLY_PROMPT = "Let's keep it simple: pick one of these."
+
+#: Safe answers per question: (label, stored value).
+PRESETS: dict[SetupStep, tuple[tuple[str, str], ...]] = {
+    SetupStep.GENDER: tuple((g.capitalize(), g) for g in GENDERS),
+    SetupStep.AGE: tuple((str(a), str(a)) for a in (22, 25, 28, 32, 38, 45)),
+    SetupStep.NATIONALITY: tuple(
+        (n, n) for n in ("Italian", "Brazilian", "Japanese", "Korean", "French", "American", "Nigerian", "Mixed")
+    ),
+    SetupStep.APPEARANCE: (
+        ("Long dark hair", "long dark hair, brown eyes, warm smile, elegant style"),
+        ("Short blonde hair", "short blonde hair, blue eyes, athletic build, casual style"),
+        ("Red curls", "curly red hair, green eyes, freckles, bohemian style"),
+        ("Black bob", "black bob haircut, dark eyes, tall, minimalist style"),
+    ),
+    SetupStep.NAME: tuple((n, n) for n in ("Mia", "Luna", "Sofia", "Alex", "Leo", "Sam")),
+    SetupStep.PERSONALITY: tuple((p.capitalize(), p) for p in PERSONALITIES),
+}
+
+#: What to change, per field, when a safety layer refused an answer.
+REFUSED_ANSWER: dict[SetupStep, str] = {
+    SetupStep.GENDER: "Just a word like woman, man or non-binary, please — nothing that suggests a young age.",
+    SetupStep.NATIONALITY: "Just a nationality or ethnicity, please (like Italian or Korean) — nothing about age.",
+    SetupStep.APPEARANCE: (
+        "I'm always a grown adult, and nothing about me may suggest otherwise. Describe my hair, eyes, body and "
+        "style without ages under 20 and without anything about kids, teens or school."
+    ),
+    SetupStep.NAME: "Please pick another name — one that doesn't suggest a child or a teen.",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AvatarSpec:
     """A complete, validated set of avatar answers."""
@@ -59,18 +94,24 @@ class AvatarSpec:
 
     @classmethod
     def from_user(cls, user: User, safety: TextSafety) -> AvatarSpec:
-        """Validate every stored draft answer again (defence in depth: the draft columns are plain storage)."""
+        """Validate every stored draft answer again, shape and safety rules (defence in depth: the draft columns
+        are plain storage, and an edit's defaults come from an older avatar)."""
         missing = [step.value for step in QUESTION_STEPS if draft_value(user, step) is None]
         if missing:
             raise ValidationFailed(f"setup answers missing: {', '.join(missing)}")
-        return cls(
+        spec = cls(
             gender=parse_gender(str(user.draft_gender)),
             age=parse_age(str(user.draft_age)),
             nationality=parse_nationality(str(user.draft_nationality)),
-            appearance=parse_appearance(str(user.draft_appearance), safety),
+            appearance=parse_appearance(str(user.draft_appearance)),
             name=parse_name(str(user.draft_name)),
             personality=parse_personality(str(user.draft_personality)),
         )
+        for step in FREE_TEXT_STEPS:
+            verdict = safety(step.value, str(getattr(spec, step.value)))
+            if not verdict.allowed:
+                raise UnsafeAnswer(step, verdict.reason)
+        return spec
 
 
 def draft_value(user: User, step: SetupStep) -> str | int | None:
@@ -127,20 +168,14 @@ def parse_nationality(text: str) -> str:
     return value
 
 
-def parse_appearance(text: str, safety: TextSafety) -> str:
-    """Free text up to 2000 characters that passes the prompt-safety rules."""
+def parse_appearance(text: str) -> str:
+    """Free text of 3 to 2000 characters (its safety is checked by the caller, on its own)."""
     value = text.strip()
     if len(value) < 3:
         raise ValidationFailed("Describe me in a few words at least: hair, eyes, style…")
     if len(value) > MAX_APPEARANCE_CHARS:
         raise ValidationFailed(
             f"That's {len(value)} characters; please keep it under {MAX_APPEARANCE_CHARS}. Try a shorter description."
-        )
-    verdict = safety(value)
-    if not verdict.allowed:
-        raise ValidationFailed(
-            "I can't use that description: I'm always a grown adult, and nothing may suggest otherwise. "
-            "Please describe me again."
         )
     return value
 
@@ -161,8 +196,11 @@ def parse_personality(text: str) -> str:
     return value
 
 
-def parse_answer(step: SetupStep, text: str, safety: TextSafety) -> str | int:
-    """Validate the answer to `step`; raise `ValidationFailed` with a helpful re-ask text."""
+def parse_answer(step: SetupStep, text: str) -> str | int:
+    """Validate the shape of the answer to `step`; raise `ValidationFailed` with a helpful re-ask text.
+
+    Safety is not judged here: the engine checks every free-text answer on its own with both safety layers.
+    """
     match step:
         case SetupStep.GENDER:
             return parse_gender(text)
@@ -171,7 +209,7 @@ def parse_answer(step: SetupStep, text: str, safety: TextSafety) -> str | int:
         case SetupStep.NATIONALITY:
             return parse_nationality(text)
         case SetupStep.APPEARANCE:
-            return parse_appearance(text, safety)
+            return parse_appearance(text)
         case SetupStep.NAME:
             return parse_name(text)
         case SetupStep.PERSONALITY:
@@ -185,17 +223,35 @@ def next_step(step: SetupStep) -> SetupStep:
     return QUESTION_STEPS[index + 1] if index + 1 < len(QUESTION_STEPS) else SetupStep.REFERENCE_PENDING
 
 
-def question(step: SetupStep, *, current: Any = None) -> Reply:
-    """The question for `step`, with choices where natural and the current value as a default when editing."""
+def preset_choices(step: SetupStep) -> tuple[Choice, ...]:
+    """The safe answers offered for `step` (for free-text steps: offered alone after repeated refusals)."""
+    return tuple(Choice(label, value) for label, value in PRESETS[step])
+
+
+def preset_value(step: SetupStep, text: str) -> str | None:
+    """The preset `text` names (its value or, case-insensitively, its label), if any."""
+    wanted = _clean(text).casefold()
+    for label, value in PRESETS[step]:
+        if wanted in (value.casefold(), label.casefold()):
+            return value
+    return None
+
+
+def question(step: SetupStep, *, current: Any = None, choices_only: bool = False) -> Reply:
+    """The question for `step`, with choices where natural and the current value as a default when editing.
+
+    `choices_only` (after repeated refusals): the safe presets alone, so the flow can always move on.
+    """
     text = QUESTIONS[step]
     options: list[Choice] = []
-    if current is not None:
+    if current is not None and not choices_only:
         shown = str(current) if len(str(current)) <= 40 else str(current)[:37] + "…"
         options.append(Choice(f"Keep: {shown}", KEEP))
-    if step == SetupStep.GENDER:
-        options += [Choice(g.capitalize(), g) for g in GENDERS]
-    elif step == SetupStep.PERSONALITY:
-        options += [Choice(p.capitalize(), p) for p in PERSONALITIES]
+    if choices_only:
+        text = CHOICES_ONLY_PROMPT
+        options += preset_choices(step)
+    elif step in (SetupStep.GENDER, SetupStep.PERSONALITY):
+        options += preset_choices(step)
     if options:
         return ChoicesReply(text, tuple(options))
     return TextReply(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import AvaError
+from core.errors import AuditImmutable, AvaError
 
 
 class ImagingError(AvaError):
@@ -66,8 +66,8 @@ class PhotoNotStored(StorageError):
     public_message = "Not found."
 
 
-class AuditLogImmutable(ImagingError):
-    """Something tried to change or remove a stored audit row."""
+class AuditLogImmutable(ImagingError, AuditImmutable):
+    """Something tried to change or remove a stored photo audit row."""
 
 
 class ProvenanceError(ImagingError):

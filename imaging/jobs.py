@@ -21,9 +21,9 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from tortoise.transactions import in_transaction
 
-from core.models import DeadLetter
+from core.models import DeadLetter, user_ref
 from imaging.errors import DeadLetterNotReplayable, RetryLater
-from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus, user_ref
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus
 from imaging.pipeline import DEAD_LETTER_JOB, PhotoPipeline
 from imaging.service import GENERATE_PHOTO_JOB, enqueue_photo_job
 

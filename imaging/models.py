@@ -18,13 +18,11 @@ from tortoise import connections, fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
-from core.models import Avatar, User
+from core.models import USER_REF_PREFIX, Avatar, User, user_ref
 from imaging.errors import AuditLogImmutable
 
 #: Table name of the audit trail (the migration's trigger refers to it).
 AUDIT_TABLE = "photo_audit"
-#: Prefix of a not-yet-pseudonymised `PhotoAudit.user_ref`.
-USER_REF_PREFIX = "user:"
 
 
 class PhotoStatus(StrEnum):
@@ -54,11 +52,6 @@ class AuditEvent(StrEnum):
     FAILED = "failed"
     BLOCKED = "blocked"
     REPLAYED = "replayed"
-
-
-def user_ref(user_id: int) -> str:
-    """The audit reference of a user ("user:42"); erasure later replaces it with a pseudonym."""
-    return f"{USER_REF_PREFIX}{user_id}"
 
 
 class Photo(Model):
@@ -92,6 +85,8 @@ class Photo(Model):
     provider_job_id = fields.CharField(max_length=200, null=True)
     #: Key of the signed JPEG in the photo store (set exactly when the status is ready).
     storage_key = fields.CharField(max_length=200, null=True)
+    #: References only: the unwatermarked provider original (private store, never served) later photos use.
+    original_key = fields.CharField(max_length=200, null=True)
     attempts = fields.IntField(default=0, db_default=0)
     error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -1,6 +1,8 @@
 """`PhotoPipeline`: one photo from queued to ready (or failed / blocked), safe to run more than once.
 
-prompt -> safety check -> provider -> download -> watermark -> C2PA sign -> store -> ready -> notify.
+prompt -> screening (each field alone, the scene alone, the prompt; rules, then the moderation model) ->
+provider (conditioned on the reference's private original) -> download -> watermark -> C2PA sign -> store ->
+ready -> notice.
 
 arq delivers at least once, and the sweeper re-enqueues photos Redis lost, so a run may repeat a run that
 crashed half-way, or (rarely) overlap another. Every state change is a conditional update (only from a
@@ -33,9 +35,11 @@ from typing import Any
 import httpx
 from tortoise.transactions import in_transaction
 
+from core.errors import ModerationUnavailable
 from core.messages import ChatRef
-from core.models import Avatar, DeadLetter
+from core.models import Avatar, DeadLetter, user_ref
 from core.ports import PhotoEvent, PhotoKind, PhotoStatusName
+from core.safety import Refusal, SafetyChecker, record_refusal
 from imaging.download import download_image
 from imaging.errors import (
     DownloadFailed,
@@ -45,7 +49,7 @@ from imaging.errors import (
     RetryLater,
     StorageError,
 )
-from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus, user_ref
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus
 from imaging.prompt import AvatarTraits, build_prompt
 from imaging.provenance import ProvenanceSigner, sign_manifest_async
 from imaging.providers import (
@@ -56,7 +60,8 @@ from imaging.providers import (
     PermanentProviderError,
     TransientProviderError,
 )
-from imaging.safety import SafetyVerdict, check_prompt
+from imaging.safety import check_field
+from imaging.screening import screen_photo
 from imaging.storage import PhotoStore
 from imaging.watermark import apply_watermark
 
@@ -90,9 +95,12 @@ class PhotoPipeline:
         activity: Callable[[ChatRef], AbstractAsyncContextManager[None]] | None = None,
         max_attempts: int = 3,
         backoff_seconds: float = 2.0,
-        safety: Callable[[str], SafetyVerdict] = check_prompt,
+        safety: SafetyChecker | None = None,
+        originals: PhotoStore | None = None,
         download_timeout: float = 30.0,
     ) -> None:
+        """`safety`: both layers (default: the rules alone). `originals`: the private store of references'
+        unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._provider = provider
@@ -105,7 +113,8 @@ class PhotoPipeline:
         self._activity = activity
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
-        self._safety = safety
+        self._safety = safety or SafetyChecker(check_field)
+        self._originals = originals
         self._download_timeout = download_timeout
 
     @property
@@ -134,7 +143,8 @@ class PhotoPipeline:
             await self._fail(photo, f"{CONTENT_POLICY_ERROR}: {exc}", attempt, dead_letter=False, job_id=exc.job_id)
         except PermanentProviderError as exc:
             await self._fail(photo, f"provider refused: {exc}", attempt, job_id=exc.job_id)
-        except (TransientProviderError, DownloadTransient) as exc:
+        except (TransientProviderError, DownloadTransient, ModerationUnavailable) as exc:
+            # ModerationUnavailable: fail closed, the photo waits and retries, it is never made unchecked.
             retry_after = exc.retry_after if isinstance(exc, TransientProviderError) else None
             job_id = exc.job_id if isinstance(exc, TransientProviderError) else None
             await self._transient(photo, f"{type(exc).__name__}: {exc}", attempt, retry_after, job_id)
@@ -151,9 +161,9 @@ class PhotoPipeline:
         except ValueError as exc:
             raise PermanentPhotoFailure(f"cannot build the prompt: {exc}") from exc
 
-        verdict = self._safety(prompt)
-        if not verdict.allowed:
-            await self._block(photo, prompt, verdict)
+        refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
+        if refusal is not None:
+            await self._block(photo, prompt, refusal)
             return
         reference = await self._reference_image(avatar) if kind == "photo" else None
 
@@ -162,7 +172,7 @@ class PhotoPipeline:
             PhotoStatus.GENERATING,
             AuditEvent.GENERATING,
             updates={"attempts": attempt, "prompt": prompt},
-            audit={"prompt": prompt, "safety_allowed": True, "safety_reason": verdict.reason},
+            audit={"prompt": prompt, "safety_allowed": True, "safety_reason": None},
         )
         if not won:
             await self._after_finished(photo.user_id)
@@ -180,6 +190,7 @@ class PhotoPipeline:
         except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
             raise PermanentPhotoFailure(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
         try:
+            original_key = await self._keep_original(raw) if kind == "reference" else None
             key = await self._store.put(signed, suffix=".jpg")
         except StorageError as exc:
             raise TransientProviderError(f"could not store the photo: {exc}") from exc
@@ -191,6 +202,8 @@ class PhotoPipeline:
             "provider_job_id": result.job_id,
             "storage_key": key,
         }
+        if original_key is not None:
+            details["original_key"] = original_key
         try:
             won = await self._transition(
                 photo,
@@ -204,14 +217,25 @@ class PhotoPipeline:
             # Rolled back (the notice could not be written...): drop our file unless a commit did land with it.
             with contextlib.suppress(Exception):
                 if not await Photo.exists(id=photo.id, storage_key=key):
-                    await self._store.delete(key)
+                    await self._drop_files(key, original_key)
             raise
         if not won:  # an overlapping run finished first: keep exactly one stored file referenced
-            await self._store.delete(key)
+            await self._drop_files(key, original_key)
             logger.info("photo %s finished by another run; dropped duplicate file", photo.id)
         else:
             logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
         await self._after_finished(photo.user_id)
+
+    async def _keep_original(self, raw: bytes) -> str | None:
+        """Store a reference's unwatermarked original privately (later photos are conditioned on it)."""
+        if self._originals is None:
+            return None
+        return await self._originals.put(raw, suffix=".jpg")
+
+    async def _drop_files(self, key: str, original_key: str | None) -> None:
+        await self._store.delete(key)
+        if original_key is not None and self._originals is not None:
+            await self._originals.delete(original_key)
 
     def _showing(self, photo: Photo) -> AbstractAsyncContextManager[None]:
         """ "Uploading a photo" in the chat the request came from, while the provider works."""
@@ -229,6 +253,9 @@ class PhotoPipeline:
                 f"reference photo {avatar.reference_photo_id} of avatar {avatar.id} is not ready"
             )
         try:
+            if reference.original_key is not None and self._originals is not None:
+                return await self._originals.get(reference.original_key)  # clean: no watermark to copy
+            logger.warning("reference photo %s has no original: conditioning on its signed copy", reference.id)
             return await self._store.get(reference.storage_key)
         except StorageError as exc:
             raise PermanentPhotoFailure(f"reference photo {reference.id} cannot be read: {exc}") from exc
@@ -247,15 +274,17 @@ class PhotoPipeline:
 
     # -- other endings ---------------------------------------------------------------------------------------
 
-    async def _block(self, photo: Photo, prompt: str, verdict: SafetyVerdict) -> None:
-        logger.info("photo %s blocked by prompt safety: %s", photo.id, verdict.reason)
+    async def _block(self, photo: Photo, prompt: str, refusal: Refusal) -> None:
+        why = f"{refusal.field} refused by {refusal.layer}: {refusal.reason or refusal.code}"
+        logger.info("photo %s blocked: %s", photo.id, why)
         await self._transition(
             photo,
             PhotoStatus.BLOCKED,
             AuditEvent.BLOCKED,
-            updates={"prompt": prompt, "error": f"prompt safety: {verdict.reason}"},
-            audit={"prompt": prompt, "safety_allowed": False, "safety_reason": verdict.reason},
+            updates={"prompt": prompt, "error": f"prompt safety: {why}"},
+            audit={"prompt": prompt, "safety_allowed": False, "safety_reason": why},
             finished="blocked",
+            refusal=refusal,
         )
         await self._after_finished(photo.user_id)
 
@@ -306,6 +335,7 @@ class PhotoPipeline:
         audit: dict[str, Any],
         dead_letter: tuple[dict[str, Any], str, int] | None = None,
         finished: PhotoStatusName | None = None,
+        refusal: Refusal | None = None,
     ) -> bool:
         """Move an active photo to `status` with its audit row (and dead letter, and for a terminal status the
         user's notice) in one transaction; False if it was no longer active (another run finished it)."""
@@ -327,6 +357,8 @@ class PhotoPipeline:
             if dead_letter is not None:
                 payload, error, attempts = dead_letter
                 await DeadLetter.create(job=DEAD_LETTER_JOB, payload=payload, error=error, attempts=attempts)
+            if refusal is not None:
+                await record_refusal(photo.user_id, refusal, channel=photo.chat_channel, photo_id=photo.id)
             if finished is not None:
                 await self._on_finished(_event(photo, finished))
         photo.status = status

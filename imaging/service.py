@@ -14,8 +14,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.messages import ChatRef
+from core.models import user_ref
 from core.ports import PhotoKind
-from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,8 @@ PRODUCTION_BASE: dict[str, Any] = {
     "stripe_webhook_secret": "whsec_1",
     "c2pa_cert_chain": "/certs/chain.pem",
     "c2pa_private_key": "/certs/signer.key",
+    "moderation_base_url": "https://api.openai.com/v1",
+    "moderation_api_key": "sk-moderation",
 }
 
 
@@ -46,6 +48,8 @@ def test_production_lists_every_missing_secret_in_one_error(make_settings: Setti
         "STRIPE_WEBHOOK_SECRET",
         "C2PA_CERT_CHAIN",
         "C2PA_PRIVATE_KEY",
+        "MODERATION_BASE_URL",
+        "MODERATION_API_KEY",
     ):
         assert key in message
     assert message.count("missing required settings") == 1

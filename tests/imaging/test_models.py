@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from core.models import Avatar, DeadLetter, User
+from core.models import Avatar, DeadLetter, User, user_ref
 from imaging.errors import AuditLogImmutable
-from imaging.models import Photo, PhotoAudit, PhotoKindChoice, PhotoStatus, user_ref
+from imaging.models import Photo, PhotoAudit, PhotoKindChoice, PhotoStatus
 from tests.conftest import _asyncpg_dsn
 
 AUDIT_INSERT = (

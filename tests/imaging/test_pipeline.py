@@ -6,253 +6,40 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from arq.connections import ArqRedis
-from arq.worker import Worker
 from PIL import Image
 from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 
 from core.messages import ChatRef
-from core.models import Avatar, DeadLetter, Direction, Message, User
+from core.models import Avatar, DeadLetter, Direction, Message
 from core.ports import PhotoEvent, PhotoRequests
-from imaging.certs import DevCertificates, create_dev_certificates
 from imaging.errors import DeadLetterNotReplayable, RetryLater
 from imaging.jobs import photo_cron_jobs, photo_functions, replay_dead_letter, sweep_photos
 from imaging.models import Photo, PhotoAudit, PhotoStatus
-from imaging.pipeline import PhotoPipeline
-from imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, ProvenanceSigner, active_assertions, read_manifest
-from imaging.providers import GeneratedImage, ImageProvider, ImageRequest
-from imaging.providers.replicate import ReplicateImageProvider
+from imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, active_assertions, read_manifest
 from imaging.service import PhotoService
-from imaging.storage import LocalPhotoStore
 from imaging.watermark import watermark_box
 from tests.conftest import _asyncpg_dsn
-from tests.fakes.replicate import FakeReplicate
-
-TOKEN = "r8_fake_test_token"
-REFERENCE_MODEL = "black-forest-labs/flux-1.1-pro"
-EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
-WATERMARK = "AI-generated - Ava"
-SCENE = "reading a book in a sunny cafe"
-CHAT = ChatRef("telegram", "4242")
-
-
-class Crash(BaseException):
-    """Stands for the worker process dying: nothing in the pipeline catches it."""
-
-
-@dataclass
-class Hooks:
-    """Records the pipeline's hooks. `on_finished` writes the user's notice as an outbound `Message` row, as the
-    production turn runner does, so the committed rows show which notices survived their transaction."""
-
-    finished: list[PhotoEvent] = field(default_factory=list)  # every call, rolled-back ones included
-    kicks: list[int] = field(default_factory=list)  # user ids passed to after_finished
-    shown: list[tuple[str, ChatRef]] = field(default_factory=list)  # ("enter" | "exit", chat) of `activity`
-    fail_next: int = 0  # on_finished raises after writing its row
-    crash_after_commit: int = 0  # after_finished dies like the worker process
-
-    async def on_finished(self, event: PhotoEvent) -> None:
-        """Write the notice row, then maybe fail (which must roll the whole transition back)."""
-        self.finished.append(event)
-        if event.ref is not None:
-            await Message.create(
-                user_id=event.user_id,
-                direction=Direction.OUTBOUND,
-                channel=event.ref.channel,
-                chat_id=event.ref.chat_id,
-                payload={"photo_id": event.photo_id, "status": event.status},
-            )
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("notice store down")
-
-    async def after_finished(self, user_id: int) -> None:
-        """Record the delivery kick, then maybe die."""
-        self.kicks.append(user_id)
-        if self.crash_after_commit:
-            self.crash_after_commit -= 1
-            raise Crash
-
-    @asynccontextmanager
-    async def activity(self, ref: ChatRef) -> AsyncIterator[None]:
-        """Record entering and leaving "uploading a photo"."""
-        self.shown.append(("enter", ref))
-        try:
-            yield
-        finally:
-            self.shown.append(("exit", ref))
-
-
-class CountingSigner(ProvenanceSigner):
-    """The real signer, counting the photos it signed (post-processing's last step before the store)."""
-
-    signed = 0
-
-    def sign(self, manifest: Mapping[str, Any], jpeg: bytes) -> bytes:
-        """Sign as the real signer does, and count."""
-        self.signed += 1
-        return super().sign(manifest, jpeg)
-
-
-class CrashOnce:
-    """A provider that dies (like a killed worker) on its first call, then delegates."""
-
-    def __init__(self, inner: ImageProvider) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.crashed = False
-
-    async def generate(self, request: ImageRequest) -> GeneratedImage:
-        if not self.crashed:
-            self.crashed = True
-            raise Crash
-        return await self.inner.generate(request)
-
-
-@dataclass
-class Env:
-    """Everything a pipeline test needs."""
-
-    fake: FakeReplicate
-    provider: ReplicateImageProvider
-    store: LocalPhotoStore
-    signer: ProvenanceSigner
-    certs: DevCertificates
-    http: httpx.AsyncClient
-    redis: ArqRedis
-    hooks: Hooks
-    service: PhotoService
-
-    def pipeline(self, provider: ImageProvider | None = None, **overrides: object) -> PhotoPipeline:
-        """A pipeline on this environment with tiny backoff, its hooks recorded by `hooks`."""
-        options: dict[str, object] = {
-            "provider": provider or self.provider,
-            "store": self.store,
-            "signer": self.signer,
-            "http": self.http,
-            "watermark_text": WATERMARK,
-            "on_finished": self.hooks.on_finished,
-            "after_finished": self.hooks.after_finished,
-            "activity": self.hooks.activity,
-            "max_attempts": 3,
-            "backoff_seconds": 0.05,
-        }
-        return PhotoPipeline(**(options | overrides))  # type: ignore[arg-type]
-
-    async def work(self, pipeline: PhotoPipeline | None = None, **ctx: object) -> Worker:
-        """Run a real arq worker in burst mode until the queue (deferred retries included) is empty."""
-        worker = Worker(
-            functions=photo_functions(),
-            redis_pool=self.redis,
-            burst=True,
-            poll_delay=0.01,
-            handle_signals=False,
-            ctx={"photo_pipeline": pipeline or self.pipeline(), **ctx},
-        )
-        await asyncio.wait_for(worker.main(), timeout=30)
-        return worker
-
-    def creates(self, model: str) -> int:
-        """How many create calls reached the fake for `model` (failed ones included)."""
-        return len(self.fake.requests_to(f"/v1/models/{model}/predictions", "POST"))
-
-    def downloads(self) -> int:
-        """How many image downloads the fake served."""
-        return sum(1 for r in self.fake.requests if r.path.startswith("/files/"))
-
-    def stored_files(self) -> list[Path]:
-        """Every file in the photo store."""
-        return sorted(p for p in self.store.root.rglob("*") if p.is_file())
-
-
-@pytest.fixture(scope="module")
-def credentials(tmp_path_factory: pytest.TempPathFactory) -> tuple[DevCertificates, ProvenanceSigner]:
-    """Development C2PA certificates and a signer built from them."""
-    certs = create_dev_certificates(tmp_path_factory.mktemp("certs"))
-    return certs, ProvenanceSigner.from_files(certs.chain, certs.signer_key)
-
-
-@pytest.fixture
-async def env(
-    db: str, redis: ArqRedis, tmp_path: Path, credentials: tuple[DevCertificates, ProvenanceSigner]
-) -> AsyncIterator[Env]:
-    """A fake Replicate, the real provider polling it fast, a local store, an HTTP client, recorded hooks."""
-    certs, signer = credentials
-    async with FakeReplicate(token=TOKEN) as fake, httpx.AsyncClient() as http:
-        assert isinstance(fake, FakeReplicate)
-        provider = ReplicateImageProvider(
-            TOKEN,
-            base_url=fake.url,
-            reference_model=REFERENCE_MODEL,
-            edit_model=EDIT_MODEL,
-            poll_interval=0.01,
-            timeout=5,
-        )
-        try:
-            yield Env(
-                fake=fake,
-                provider=provider,
-                store=LocalPhotoStore(tmp_path / "photos"),
-                signer=signer,
-                certs=certs,
-                http=http,
-                redis=redis,
-                hooks=Hooks(),
-                service=PhotoService(redis),
-            )
-        finally:
-            await provider.aclose()
-
-
-async def _avatar() -> Avatar:
-    user = await User.create()
-    avatar = await Avatar.create(
-        user=user,
-        name="Giulia",
-        gender="woman",
-        age=27,
-        nationality="Italian",
-        appearance="long dark wavy hair, green eyes, freckles",
-        personality="playful",
-    )
-    return avatar
-
-
-async def _approve(avatar: Avatar, reference_id: int) -> None:
-    avatar.reference_photo_id = reference_id
-    avatar.approved_at = datetime.now(UTC)
-    await avatar.save()
-
-
-async def _request(
-    env: Env,
-    avatar: Avatar,
-    kind: str = "photo",
-    scene: str | None = SCENE,
-    key: str = "k1",
-    ref: ChatRef = CHAT,
-) -> int:
-    photo_id = await env.service.request_photo(
-        user_id=avatar.user_id,  # type: ignore[attr-defined]
-        avatar_id=avatar.id,
-        kind=kind,  # type: ignore[arg-type]
-        scene=scene if kind == "photo" else None,
-        source_key=key,
-        ref=ref,
-    )
-    await env.service.dispatch(photo_id)
-    return photo_id
+from tests.imaging.pipeline_env import (
+    CHAT,
+    EDIT_MODEL,
+    REFERENCE_MODEL,
+    SCENE,
+    WATERMARK,
+    CountingSigner,
+    Crash,
+    CrashOnce,
+    Env,
+    _approve,
+    _avatar,
+    _request,
+)
 
 
 async def _events(photo_id: int) -> list[str]:
@@ -589,7 +376,7 @@ async def test_safety_blocked_prompt_never_reaches_the_provider(env: Env) -> Non
     assert await _events(photo_id) == ["requested", "blocked"]
     blocked = await PhotoAudit.filter(photo_id=photo_id, event="blocked").get()
     assert blocked.safety_allowed is False
-    assert (blocked.safety_reason or "").startswith("age-under-20")
+    assert (blocked.safety_reason or "").startswith("scene refused by rules: age-under-20")
     assert "17 years old" in (blocked.prompt or "")
 
 

@@ -1,8 +1,9 @@
-"""imaging.safety.check_prompt against the corpus in safety_corpus.yaml, plus the verdict type."""
+"""imaging.safety: check_prompt against the corpus in safety_corpus.yaml, check_field, and the verdict type."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,23 @@ import pytest
 import yaml
 
 from imaging.safety import (
+    FIELDS,
     RULE_AGE,
+    RULE_AGE_PLAY,
     RULE_BORDERLINE,
     RULE_MINOR,
     RULE_SCHOOL,
     RULE_YOUTH_BODY,
+    RULES,
     SafetyVerdict,
+    check_field,
     check_prompt,
 )
 
 CORPUS_PATH = Path(__file__).with_name("safety_corpus.yaml")
-SAFETY_RULES = {RULE_AGE, RULE_MINOR, RULE_YOUTH_BODY, RULE_SCHOOL, RULE_BORDERLINE}
+SAFETY_RULES = {RULE_AGE, RULE_MINOR, RULE_YOUTH_BODY, RULE_AGE_PLAY, RULE_SCHOOL, RULE_BORDERLINE}
+#: The clock the corpus is checked against (it holds birth years).
+YEAR = 2026
 
 
 def _load_groups() -> list[dict[str, Any]]:
@@ -52,7 +59,7 @@ def test_corpus_shape() -> None:
 @pytest.mark.parametrize(("text", "expect", "rule"), CASES, ids=[case for case, _, _ in CASES])
 def test_corpus_verdict(text: str, expect: str, rule: str) -> None:
     """Each corpus phrasing gets the expected verdict; blocked ones name the group's rule first."""
-    verdict = check_prompt(text)
+    verdict = check_prompt(text, year=YEAR)
     if expect == "blocked":
         assert not verdict.allowed, text
         assert verdict.reason is not None
@@ -112,3 +119,97 @@ def test_long_prompt_is_checked_whole() -> None:
     verdict = check_prompt(text)
     assert not verdict.allowed
     assert verdict.reason == "school-context: 'school uniform'"
+
+
+def test_rules_are_all_named() -> None:
+    """The exported rule list is the corpus's rule set, age first and borderline last."""
+    assert set(RULES) == SAFETY_RULES
+    assert RULES[0] == RULE_AGE
+    assert RULES[-1] == RULE_BORDERLINE
+
+
+def test_code_is_the_rule_part_of_the_reason() -> None:
+    """`code` is the rule of a refusal and None when allowed."""
+    assert check_prompt("teen").code == RULE_MINOR
+    assert check_prompt("ageplay").code == RULE_AGE_PLAY
+    assert check_prompt("a red dress").code is None
+
+
+def test_birth_years_use_the_given_year() -> None:
+    """A birth year is an age in the given year: deterministic given the year, the clock by default."""
+    assert check_prompt("born in 2009", year=2026).reason == "age-under-20: born 2009 (17 in 2026)"
+    assert check_prompt("born in 2009", year=2029).allowed
+    assert check_prompt("born in 2009") == check_prompt("born in 2009", year=datetime.now(UTC).year)
+
+
+@pytest.mark.parametrize("field", [f for f in FIELDS if f != "prompt"])
+@pytest.mark.parametrize(
+    "text",
+    ["very young girl with a baby face", "teen girl", "young girl", "16 years old", "Lolita", "schoolgirl"],
+)
+def test_fields_are_checked_alone(field: str, text: str) -> None:
+    """A field states no adult age of its own, so young-looking wording blocks in every field."""
+    assert not check_field(field, text).allowed
+
+
+def test_composed_prompt_age_disarms_borderline_but_the_field_check_does_not() -> None:
+    """Why callers check fields alone: the composed prompt's adult age allows what the field alone refuses."""
+    composed = "Photograph of a 27-year-old adult woman. Scene: very young girl with a baby face."
+    assert check_prompt(composed).allowed
+    assert check_field("scene", "very young girl with a baby face").code == RULE_BORDERLINE
+    assert check_field("appearance", "youthful 35-year-old").allowed
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("gender", "woman"),
+        ("gender", "trans woman"),
+        ("gender", "non-binary femme"),
+        ("gender", "girl"),
+        ("nationality", "Japanese"),
+        ("nationality", "Russian"),
+        ("nationality", "Chinese-Brazilian"),
+        ("nationality", "Arabic"),
+        ("name", "Nina"),
+        ("name", "Lola"),
+        ("name", "Mia"),
+        ("name", "Kiki"),
+        ("name", "Nena"),
+        ("scene", "at a rooftop bar at night in a red dress"),
+        ("personality", "young at heart"),
+    ],
+)
+def test_ordinary_fields_pass(field: str, text: str) -> None:
+    """Ordinary setup answers pass; a one-word name is a name, not a description (so "Nena" passes)."""
+    assert check_field(field, text) == SafetyVerdict(allowed=True, reason=None)
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "code"),
+    [
+        ("gender", "teen girl", RULE_MINOR),
+        ("gender", "young girl", RULE_BORDERLINE),
+        ("name", "Lolita", RULE_MINOR),
+        ("name", "Loli", RULE_MINOR),
+        ("name", "Teen", RULE_MINOR),
+        ("name", "Baby Girl 15", RULE_AGE),
+        ("name", "Mia 15", RULE_AGE),
+        ("name", "Baby Face", RULE_BORDERLINE),
+    ],
+)
+def test_field_refusals(field: str, text: str, code: str) -> None:
+    """Genders and names that name or suggest a minor are refused; any number under 20 in a name is an age."""
+    assert check_field(field, text).code == code
+
+
+def test_prompt_field_is_check_prompt() -> None:
+    """check_field("prompt", ...) is check_prompt."""
+    for text in ("teen", "a 30 year old woman", "youthful", ""):
+        assert check_field("prompt", text) == check_prompt(text)
+
+
+def test_unknown_field_is_an_error() -> None:
+    """A field name outside FIELDS raises ValueError rather than being checked loosely."""
+    with pytest.raises(ValueError, match="unknown field"):
+        check_field("hobby", "reading")

@@ -65,7 +65,10 @@ Arabic slang. The first rule that matches, in this order, gives the reason:
     تبدو صغيرة, 👼 🧸. **Allowed only when the same text states an adult age >= 20** (``25 years old``,
     ``in her twenties``, ``mid-20s``, ``born in 1995``, ``二十代``, ``за тридцать``); otherwise blocked. A
     field checked alone states no age of its own, so there the rule blocks unless the field itself states
-    one (``youthful 35-year-old`` passes, ``very young girl with a baby face`` does not). Harmless
+    one (``youthful 35-year-old`` passes, ``very young girl with a baby face`` does not). A stated age never
+    licenses child-like terms (``very young``, ``young girl``/``boy``/``body``, ``tiny girl``), three or more
+    separate young-looking terms piled up (``aged 40, baby-faced, flat-chested, girlish``), or any of them in
+    a ``scene`` (a scene sets no age: the avatar's is fixed, so an age written there is a dodge). Harmless
     wording is not borderline: ``young at heart``, ``youthful energy``, ``young woman``, ``young
     professional``. A one-word ``name`` is a name, not a description, and skips this rule (``Nena``).
 

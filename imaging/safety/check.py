@@ -129,6 +129,42 @@ _ANY_RUSSIAN = re.compile("|".join(r.russian.pattern for r in _ALL_RULES if r.ru
 _ANY_ARABIC = re.compile("|".join(r.arabic.pattern for r in _ALL_RULES if r.arabic))
 _ANY_GLUED = re.compile("|".join(r.native_glued.pattern for r in _ALL_RULES if r.native_glued))
 
+# Borderline terms that lean child-like even next to an adult age: they block whatever age is stated.
+_STRONG_BORDERLINE = re.compile(
+    rf"(?<![{_LETTER}])(?:(?:very|so|too|super|really)\s+young(?!\s+(?:at\s+heart|in\s+spirit))"
+    rf"|young\s+(?:{terms.GIRL}|{terms.BOY}|body)s?"
+    rf"|(?:tiny|small|smol|wee)\s+(?:{terms.GIRL}|{terms.BOY})s?)(?![{_LETTER}])"
+)
+#: Separate young-looking terms that block a description even when it states an adult age.
+STACKED_BORDERLINE = 3
+# Each borderline pattern on its own, to count how many different ones a text stacks up.
+_BORDERLINE_EACH = tuple(
+    re.compile(rf"(?<![{_LETTER}])(?:{pattern})(?![{_LETTER}])") for pattern in terms.BORDERLINE
+)
+
+
+def _disjoint_borderline(view: str) -> int:
+    """How many separate places of `view` hold borderline wording (overlapping matches count once)."""
+    spans = sorted(m.span() for pattern in _BORDERLINE_EACH for m in pattern.finditer(view))
+    places, end = 0, -1
+    for start, stop in spans:
+        if start >= end:
+            places += 1
+        end = max(end, stop)
+    return places
+
+
+def _borderline_stacked(texts: _Texts) -> str | None:
+    """Why borderline wording blocks even with an adult age stated: a strong term, or three separate ones (a
+    description piling young looks up; one or two, like "a youthful 30-year-old with a girlish smile", pass)."""
+    for view in texts.views:
+        strong = _STRONG_BORDERLINE.search(view)
+        if strong:
+            return f"'{strong.group(0)}' (child-like whatever the age)"
+    places = max((_disjoint_borderline(view) for view in texts.views), default=0)
+    return f"{places} young-looking terms stacked" if places >= STACKED_BORDERLINE else None
+
+
 # In the name field any number under 20 reads as an age ("Mia 15"), unless it stands for a letter ("L0la").
 _NAME_NUMBER = re.compile(r"(?<![0-9])[0-9]{1,2}(?![0-9])")
 
@@ -191,6 +227,12 @@ def _check(text: str, field: str, year: int) -> SafetyVerdict:
         return ALLOWED
     found = _BORDERLINE.find(texts, joins=False)
     if found:
+        # A scene sets no age (the avatar's is fixed): an age written there must not license young looks.
+        if field == "scene":
+            return blocked(RULE_BORDERLINE, f"'{found}' (young-looking wording in a scene)")
+        stacked = _borderline_stacked(texts)
+        if stacked:
+            return blocked(RULE_BORDERLINE, stacked)
         adult = (
             any(age.value >= AGE_FLOOR for age in ages)
             or any(adult_stated(view) for view in texts.views)

@@ -14,6 +14,8 @@ from imaging.safety.verdict import RULE_AGE_PLAY, RULE_BORDERLINE, RULE_MINOR, R
 _LETTER = "a-z\u00f1"
 _N = "(?:\u00f1|n|ny|nh)"  # Spanish n-tilde, also as typed without it
 _SEP = r"[\s-]*"
+#: Optional separator between the parts of a compound ("baby-face", "baby face", "babyface").
+SEP = _SEP
 
 GIRL = r"(?:girl|gurl|grl|gurrl|gyrl|gal|girlie)"
 BOY = r"(?:boy|boi)"

@@ -154,10 +154,26 @@ def test_fields_are_checked_alone(field: str, text: str) -> None:
 
 def test_composed_prompt_age_disarms_borderline_but_the_field_check_does_not() -> None:
     """Why callers check fields alone: the composed prompt's adult age allows what the field alone refuses."""
-    composed = "Photograph of a 27-year-old adult woman. Scene: very young girl with a baby face."
+    composed = "Photograph of a 27-year-old adult woman. Scene: baby-faced, in her bed."
     assert check_prompt(composed).allowed
-    assert check_field("scene", "very young girl with a baby face").code == RULE_BORDERLINE
+    assert check_field("scene", "baby-faced, in her bed").code == RULE_BORDERLINE
     assert check_field("appearance", "youthful 35-year-old").allowed
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("appearance", "25 years old, very young girl with a baby face"),
+        ("appearance", "age 25, tiny young girl"),
+        ("appearance", "aged 40, baby-faced, flat-chested, girlish"),
+        ("scene", "a 25-year-old, baby-faced"),
+        ("scene", "youthful 35-year-old in bed"),
+        ("prompt", "Photograph of a 27-year-old adult woman. Scene: very young girl with a baby face."),
+    ],
+)
+def test_an_adult_age_does_not_license_child_like_or_stacked_young_wording(field: str, text: str) -> None:
+    """Strong terms ("very young", "young girl"), three young-looking terms, or any in a scene block whatever age."""
+    assert check_field(field, text).code == RULE_BORDERLINE
 
 
 @pytest.mark.parametrize(

@@ -138,9 +138,7 @@ _STRONG_BORDERLINE = re.compile(
 #: Separate young-looking terms that block a description even when it states an adult age.
 STACKED_BORDERLINE = 3
 # Each borderline pattern on its own, to count how many different ones a text stacks up.
-_BORDERLINE_EACH = tuple(
-    re.compile(rf"(?<![{_LETTER}])(?:{pattern})(?![{_LETTER}])") for pattern in terms.BORDERLINE
-)
+_BORDERLINE_EACH = tuple(re.compile(rf"(?<![{_LETTER}])(?:{pattern})(?![{_LETTER}])") for pattern in terms.BORDERLINE)
 
 
 def _disjoint_borderline(view: str) -> int:

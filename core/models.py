@@ -221,7 +221,33 @@ def user_ref(user_id: int) -> str:
     return f"{USER_REF_PREFIX}{user_id}"
 
 
-class SafetyRefusal(Model):
+class AppendOnly(Model):
+    """An audit table's rows: inserted once, never updated or deleted (a database trigger refuses it too)."""
+
+    #: What a refused change raises.
+    immutable_error: type[AuditImmutable] = AuditImmutable
+
+    class Meta:
+        abstract = True
+
+    async def save(
+        self,
+        using_db: BaseDBAsyncClient | None = None,
+        update_fields: Iterable[str] | None = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        """Insert the row; refuse to update one already stored."""
+        if self._saved_in_db or force_update or update_fields is not None:
+            raise self.immutable_error(f"{self._meta.db_table} row {self.pk} is append-only and cannot be updated")
+        await super().save(using_db=using_db, force_create=True)
+
+    async def delete(self, using_db: BaseDBAsyncClient | None = None) -> None:
+        """Always refuse: audit rows are never deleted."""
+        raise self.immutable_error(f"{self._meta.db_table} row {self.pk} is append-only and cannot be deleted")
+
+
+class SafetyRefusal(AppendOnly):
     """Append-only record of every text a safety layer refused: an avatar field, a photo scene or a prompt."""
 
     id = fields.BigIntField(primary_key=True)
@@ -242,19 +268,3 @@ class SafetyRefusal(Model):
 
     class Meta:
         table = "safety_refusals"
-
-    async def save(
-        self,
-        using_db: BaseDBAsyncClient | None = None,
-        update_fields: Iterable[str] | None = None,
-        force_create: bool = False,
-        force_update: bool = False,
-    ) -> None:
-        """Insert the row; refuse to update one already stored."""
-        if self._saved_in_db or force_update or update_fields is not None:
-            raise AuditImmutable(f"safety refusal {self.pk} is append-only and cannot be updated")
-        await super().save(using_db=using_db, force_create=True)
-
-    async def delete(self, using_db: BaseDBAsyncClient | None = None) -> None:
-        """Always refuse: audit rows are never deleted."""
-        raise AuditImmutable(f"safety refusal {self.pk} is append-only and cannot be deleted")

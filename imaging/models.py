@@ -11,14 +11,12 @@ Model docstrings become table comments and Tortoise splits SQLite DDL on semicol
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 
 from tortoise import connections, fields
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
-from core.models import USER_REF_PREFIX, Avatar, User, user_ref
+from core.models import USER_REF_PREFIX, AppendOnly, Avatar, User, user_ref
 from imaging.errors import AuditLogImmutable
 
 #: Table name of the audit trail (the migration's trigger refers to it).
@@ -101,8 +99,10 @@ class Photo(Model):
         indexes = (("status", "updated_at"), ("user_id", "id"))
 
 
-class PhotoAudit(Model):
+class PhotoAudit(AppendOnly):
     """Append-only record of every photo request and state change (rows are never updated or deleted)."""
+
+    immutable_error = AuditLogImmutable
 
     id = fields.BigIntField(primary_key=True)
     photo_id = fields.BigIntField(db_index=True)
@@ -126,22 +126,6 @@ class PhotoAudit(Model):
 
     class Meta:
         table = AUDIT_TABLE
-
-    async def save(
-        self,
-        using_db: BaseDBAsyncClient | None = None,
-        update_fields: Iterable[str] | None = None,
-        force_create: bool = False,
-        force_update: bool = False,
-    ) -> None:
-        """Insert the row; refuse to update one already stored."""
-        if self._saved_in_db or force_update or update_fields is not None:
-            raise AuditLogImmutable(f"audit row {self.pk} is append-only and cannot be updated")
-        await super().save(using_db=using_db, force_create=True)
-
-    async def delete(self, using_db: BaseDBAsyncClient | None = None) -> None:
-        """Always refuse: audit rows are never deleted."""
-        raise AuditLogImmutable(f"audit row {self.pk} is append-only and cannot be deleted")
 
     @classmethod
     async def pseudonymise(cls, user_id: int, pseudonym: str) -> int:

@@ -8,7 +8,9 @@ Replies are outbound `Message` rows written in the transaction that produced the
   (`next_attempt_at`, honouring `retry_after`, else exponential backoff) and the rows behind it wait too, so
   order holds; after `max_attempts` the row fails and is dead-lettered;
 - permanent `DeliveryError` (blocked, chat gone, unreachable) -> the row is `failed` with the reason, the
-  identity is marked unreachable (the inbox clears that when the user writes again) and delivery goes on.
+  identity is marked unreachable (the inbox clears that when the user writes again) and delivery goes on;
+- a `DeliveryError` with `hold` (WhatsApp's 24-hour window closed) -> that chat's pending replies are `held`
+  (in order, not counted as attempts) and leave with the user's next message there; other chats go on.
 
 A row is marked sent right after the platform accepted it; only a crash between the two can send it twice.
 """
@@ -58,6 +60,64 @@ async def store_replies(user_id: int, ref: ChatRef, outcome: Outcome, *, key: st
             in_history=outcome.history_reply == index,
             status=MessageStatus.PENDING,
         )
+
+
+async def hold_chat(ref: ChatRef, reason: str) -> int:
+    """Hold every pending reply to `ref` until the user writes there again; return how many."""
+    held = await Message.filter(
+        direction=Direction.OUTBOUND, channel=ref.channel, chat_id=ref.chat_id, status=MessageStatus.PENDING
+    ).update(status=MessageStatus.HELD, error=reason[:2000], next_attempt_at=None)
+    logger.info("%s replies to a %s chat held until the user writes again", held, ref.channel)
+    return int(held)
+
+
+async def release_held(ref: ChatRef) -> int:
+    """The user wrote in `ref`: its held replies go out again (before the answer to the new message)."""
+    return int(
+        await Message.filter(
+            direction=Direction.OUTBOUND, channel=ref.channel, chat_id=ref.chat_id, status=MessageStatus.HELD
+        ).update(status=MessageStatus.PENDING, next_attempt_at=None)
+    )
+
+
+async def set_reachable(ref: ChatRef, reachable: bool, reason: str = "the user blocked the bot") -> None:
+    """A platform event said the user blocked (False) or unblocked (True) the bot in `ref`."""
+    if reachable:
+        await ChannelIdentity.filter(channel=ref.channel, external_user_id=ref.chat_id).update(
+            unreachable_at=None, unreachable_reason=None
+        )
+    else:
+        await mark_unreachable(ref, reason)
+
+
+#: Platform status names kept on outbound rows.
+PLATFORM_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
+
+
+async def record_platform_status(
+    channel: str, platform_message_id: str, status: str, error_code: str | None = None, *, hold_codes: frozenset[str]
+) -> bool:
+    """A platform's status callback for a sent reply: remember it; a late failure whose code means "the window
+    is closed" (`hold_codes`) holds the reply again for the user's next message. False for an unknown id."""
+    if status not in PLATFORM_STATUSES:
+        return False
+    row = await Message.get_or_none(
+        channel=channel, platform_message_id=platform_message_id, direction=Direction.OUTBOUND
+    )
+    if row is None:
+        return False
+    if status != "failed":
+        order = ("sent", "delivered", "read")
+        current = row.platform_status if row.platform_status in order else None
+        if current is None or order.index(status) > order.index(current):  # callbacks may arrive out of order
+            await Message.filter(id=row.id).update(platform_status=status)
+        return True
+    error = f"platform reported failure {error_code or '(no code)'}"
+    if error_code in hold_codes:
+        await Message.filter(id=row.id).update(platform_status="failed", status=MessageStatus.HELD, error=error)
+    else:
+        await Message.filter(id=row.id).update(platform_status="failed", status=MessageStatus.FAILED, error=error)
+    return True
 
 
 async def is_unreachable(ref: ChatRef) -> bool:
@@ -110,6 +170,9 @@ class Deliverer:
         try:
             delivery = await channel.send(ref, reply_from_payload(row.payload))
         except DeliveryError as exc:
+            if exc.hold:
+                await hold_chat(ref, str(exc))
+                return None
             if exc.permanent:
                 logger.warning("reply %s to a %s chat refused for good: %s", row.id, row.channel, exc)
                 await self._fail(row, f"permanent: {exc}")

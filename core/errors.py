@@ -44,10 +44,15 @@ class DeliveryError(AvaError):
 
     http_status = 502
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None, hold: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        #: The platform takes it only after the user writes again (WhatsApp's 24-hour window closed): the reply
+        #: is held, not retried, and leaves with the user's next message.
+        self.hold = hold
 
 
 class NotReplayable(AvaError):

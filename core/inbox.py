@@ -17,6 +17,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.delivery import release_held
 from core.messages import InboundMessage
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
 from core.ports import TurnQueue
@@ -64,10 +65,12 @@ async def store_inbound(msg: InboundMessage, user: User | None = None) -> Stored
     existing = await Message.get_or_none(channel=msg.ref.channel, external_message_id=msg.message_id)
     if existing is not None:
         return Stored(user.id, existing.id, created=False)
-    # The user wrote: their chat is reachable again (it was marked unreachable after a permanent send failure).
+    # The user wrote: their chat is reachable again (it was marked unreachable after a permanent send failure),
+    # and replies held for it (a closed 24-hour window) leave before the answer to this message.
     await ChannelIdentity.filter(
         channel=msg.ref.channel, external_user_id=msg.ref.chat_id, unreachable_at__isnull=False
     ).update(unreachable_at=None, unreachable_reason=None)
+    await release_held(msg.ref)
     text = msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text
     try:
         async with in_transaction():

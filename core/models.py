@@ -41,6 +41,8 @@ class MessageStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SENT = "sent"
+    #: Outbound, held until the user writes again (WhatsApp's 24-hour window closed): never lost.
+    HELD = "held"
 
 
 class SetupStep(StrEnum):
@@ -184,6 +186,8 @@ class Message(Model):
     error = fields.TextField(null=True)
     #: Outbound: the platform message id of the sent message.
     platform_message_id = fields.CharField(max_length=128, null=True)
+    #: Outbound: what the platform last reported (sent, delivered, read, failed), from its status callbacks.
+    platform_status = fields.CharField(max_length=16, null=True)
     #: Outbound: not before this time (a transient send failure waits, honouring retry_after).
     next_attempt_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -194,7 +198,7 @@ class Message(Model):
     class Meta:
         table = "messages"
         unique_together = (("channel", "external_message_id"),)
-        indexes = (("user_id", "status", "id"), ("status", "created_at"))
+        indexes = (("user_id", "status", "id"), ("status", "created_at"), ("channel", "platform_message_id"))
 
 
 class DeadLetter(Model):

@@ -352,3 +352,45 @@ async def test_photo_notice_goes_to_the_requesting_chat_else_the_last_reachable_
         row = await Message.get(external_message_id=f"photo:{photo_id}:0")
         assert (row.channel, row.chat_id) == expected
         assert row.payload is not None and row.payload["type"] == "photo" and row.payload["photo_id"] == photo_id
+
+
+async def test_a_closed_window_holds_replies_until_the_user_writes_then_they_arrive_first(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """A send the platform takes only after the user writes again is held, never retried in a loop, never lost."""
+    user = await ready_user("w1")
+    channel.fail("w1", DeliveryError("Re-engagement message: the 24-hour window is closed", hold=True))
+    await services.inbox.receive(say("w1", "a", "good night"))
+    assert await services.runner.drain(user.id, whole=True) is None  # nothing left to retry
+    held = await Message.get(user=user, direction=Direction.OUTBOUND)
+    assert held.status == MessageStatus.HELD and held.attempts == 0 and channel.texts() == []
+    assert await services.runner.drain(user.id, whole=True) is None and len(channel.attempts) == 1  # no loop
+    await services.inbox.receive(say("w1", "b", "good morning"))
+    await services.runner.drain(user.id, whole=True)
+    assert channel.texts() == ["echo: good night", "echo: good morning"]
+    rows = await Message.filter(user=user, direction=Direction.OUTBOUND).order_by("id")
+    assert [r.status for r in rows] == [MessageStatus.SENT, MessageStatus.SENT]
+
+
+async def test_platform_status_callbacks_update_the_row_and_a_late_window_failure_holds_it(
+    services: Services, channel: RecordingChannel
+) -> None:
+    """delivered/read are kept (never going back); a late failure with a window code is held for the next message."""
+    from core.delivery import record_platform_status
+
+    user = await ready_user("s1")
+    await services.inbox.receive(say("s1", "a", "hi"))
+    await services.runner.drain(user.id, whole=True)
+    row = await Message.get(user=user, direction=Direction.OUTBOUND)
+    pid = row.platform_message_id
+    assert pid is not None
+    codes = frozenset({"131047"})
+    assert await record_platform_status(FAKE, pid, "read", hold_codes=codes)
+    assert await record_platform_status(FAKE, pid, "delivered", hold_codes=codes)  # late, out of order
+    assert (await Message.get(id=row.id)).platform_status == "read"
+    assert not await record_platform_status(FAKE, "unknown-id", "read", hold_codes=codes)
+    assert await record_platform_status(FAKE, pid, "failed", "131047", hold_codes=codes)
+    assert (await Message.get(id=row.id)).status == MessageStatus.HELD
+    await services.inbox.receive(say("s1", "b", "still there?"))
+    await services.runner.drain(user.id, whole=True)
+    assert channel.texts() == ["echo: hi", "echo: hi", "echo: still there?"]

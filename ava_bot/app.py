@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from arq.connections import ArqRedis
+from pywa_async.client import WhatsApp
+from telegram import Bot
 
 from ava_bot import health
 from ava_bot.http import make_error_middleware, portal_error_page
@@ -22,9 +24,14 @@ from ava_bot.wiring import (
     open_photo_pipeline,
     open_resources,
     open_services,
+    whatsapp_status,
 )
 from ava_bot.worker import create_worker
+from channels.telegram import TELEGRAM, TelegramChannel, setup_telegram_webhook
 from channels.web import WebChannel, setup_web_chat
+from channels.whatsapp import WHATSAPP, WhatsAppChannel, setup_whatsapp_webhook
+from core.delivery import set_reachable
+from core.messages import ChatRef
 from core.ports import Entitlements, LLMProvider
 from imaging.library import StoredPhotoLibrary
 from imaging.providers.base import ImageProvider
@@ -116,4 +123,40 @@ async def create_app(
     setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
     setup_gallery(app, library=library)
     setup_legal(app)
+    if settings.whatsapp_enabled:
+        setup_whatsapp_routes(app, settings)
+    if settings.telegram_bot_token is not None and settings.telegram_webhook_secret is not None:
+        setup_telegram_routes(app, settings.telegram_webhook_secret.get_secret_value())
     return app
+
+
+def setup_telegram_routes(app: web.Application, secret: str) -> None:
+    """`POST /webhooks/telegram`, on the services' Telegram adapter (built in the cleanup_ctx)."""
+
+    def bot() -> Bot:
+        channel = app[SERVICES].channels[TELEGRAM]
+        assert isinstance(channel, TelegramChannel)
+        return channel.bot
+
+    async def on_blocked(ref: ChatRef, blocked: bool) -> None:
+        await set_reachable(ref, not blocked)
+
+    setup_telegram_webhook(app, secret=secret, inbox=lambda: app[SERVICES].inbox, bot=bot, on_blocked=on_blocked)
+
+
+def setup_whatsapp_routes(app: web.Application, settings: Settings) -> None:
+    """`GET`/`POST /webhooks/whatsapp`, on the services' WhatsApp adapter (built in the cleanup_ctx)."""
+
+    def whatsapp() -> WhatsApp:
+        channel = app[SERVICES].channels[WHATSAPP]
+        assert isinstance(channel, WhatsAppChannel)
+        return channel.wa
+
+    token = settings.whatsapp_verify_token
+    setup_whatsapp_webhook(
+        app,
+        wa=whatsapp,
+        verify_token=token.get_secret_value() if token is not None else "",
+        inbox=lambda: app[SERVICES].inbox,
+        on_status=whatsapp_status,
+    )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from telegram.error import TelegramError
 
 from ava_bot.app import create_app
 from ava_bot.audit import blocked_lines, parse_since
@@ -21,6 +22,7 @@ from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
+from channels.telegram import build_bot, set_webhook
 from core.errors import ConfigError, NotReplayable, ValidationFailed
 from imaging.certs import create_dev_certificates
 from imaging.errors import CertificateFilesExist
@@ -50,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     letters_list.add_argument("--limit", type=int, default=50)
     letters_replay = letters_commands.add_parser("replay", help="run a dead letter's work again (fresh attempts)")
     letters_replay.add_argument("id", type=int)
+    telegram = commands.add_parser("telegram", help="Telegram bot set-up")
+    telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)
+    telegram_commands.add_parser(
+        "set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with the secret, updates and command menu"
+    )
     audit = commands.add_parser("audit", help="review the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     blocked = audit_commands.add_parser("blocked", help="safety refusals: fields, scenes and prompts")
@@ -95,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(run_deadletters(settings, args))
             case "audit":
                 return asyncio.run(run_audit(settings, args))
+            case "telegram":
+                return asyncio.run(run_telegram_set_webhook(settings))
             case "dev":
                 port = args.port or settings.port
                 asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
@@ -131,6 +140,23 @@ async def run_deadletters(settings: Settings, args: argparse.Namespace) -> int:
             print(f"ava-bot: {exc}", file=sys.stderr)
             return 1
         return 0
+
+
+async def run_telegram_set_webhook(settings: Settings) -> int:
+    """`ava-bot telegram set-webhook`: point Telegram at this deployment (URL, secret, updates, commands)."""
+    token, secret = settings.telegram_bot_token, settings.telegram_webhook_secret
+    if token is None or secret is None or not settings.public_base_url:
+        print("ava-bot: set TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET and PUBLIC_BASE_URL first", file=sys.stderr)
+        return 2
+    url = f"{settings.effective_public_base_url}/webhooks/telegram"
+    async with build_bot(token.get_secret_value(), settings.telegram_api_base_url) as bot:
+        try:
+            await set_webhook(bot, url, secret.get_secret_value())
+        except (TelegramError, ValueError) as exc:
+            print(f"ava-bot: Telegram refused the webhook: {exc}", file=sys.stderr)
+            return 1
+    print(f"Telegram webhook set to {url}")
+    return 0
 
 
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,14 +23,18 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from pydantic import SecretStr
+from telegram.error import TelegramError
 
 from ava_bot.db import close_db, init_db
 from ava_bot.queueing import DrainQueue
 from ava_bot.redis import create_redis
 from ava_bot.settings import Settings
 from billing.entitlements import DevelopmentEntitlements
+from channels.telegram import TELEGRAM, TelegramChannel, build_bot
 from channels.web import WebChannel
-from core.delivery import Deliverer, DeliveryConfig
+from channels.whatsapp import WHATSAPP, WhatsAppChannel, build_whatsapp, graph_session
+from core.delivery import Deliverer, DeliveryConfig, record_platform_status
 from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
 from core.inbox import Inbox
@@ -139,8 +143,43 @@ def build_links(settings: Settings) -> PortalLinks:
 
 
 def build_channels(settings: Settings, redis: ArqRedis) -> list[Channel]:
-    """The channel adapters this deployment sends through."""
-    return [WebChannel(redis)]
+    """The channel adapters this deployment sends through: the web always, Telegram when TELEGRAM_BOT_TOKEN is
+    set, WhatsApp when WHATSAPP_ENABLED."""
+    channels: list[Channel] = [WebChannel(redis)]
+    if settings.telegram_bot_token is not None:
+        channels.append(
+            TelegramChannel(build_bot(_secret(settings.telegram_bot_token), settings.telegram_api_base_url))
+        )
+    if settings.whatsapp_enabled:
+        channels.append(build_whatsapp_channel(settings))
+    return channels
+
+
+def build_whatsapp_channel(settings: Settings) -> WhatsAppChannel:
+    """The WhatsApp adapter: a pywa client (`server=None`) on WHATSAPP_API_BASE_URL with its own HTTP client."""
+    session = graph_session(settings.whatsapp_api_base_url)
+    wa = build_whatsapp(
+        phone_id=settings.whatsapp_phone_id or "",
+        token=_secret(settings.whatsapp_token),
+        app_secret=_secret(settings.whatsapp_app_secret),
+        verify_token=_secret(settings.whatsapp_verify_token),
+        base_url=settings.whatsapp_api_base_url,
+        session=session,
+    )
+    return WhatsAppChannel(wa, session=session)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+#: WhatsApp error codes of a late "failed" status meaning the 24-hour window was closed: hold, not fail.
+WHATSAPP_HOLD_CODES = frozenset({"131047"})
+
+
+async def whatsapp_status(wamid: str, status: str, error_code: str | None) -> None:
+    """A WhatsApp status callback: kept on the outbound row; a closed-window failure holds the reply again."""
+    await record_platform_status(WHATSAPP, wamid, status, error_code, hold_codes=WHATSAPP_HOLD_CODES)
 
 
 def build_services(
@@ -206,12 +245,23 @@ def build_services(
 async def open_services(settings: Settings, redis: ArqRedis, **overrides: Any) -> AsyncIterator[Services]:
     """`build_services` for the life of a process: the clients the services own are closed on exit."""
     services = build_services(settings, redis, **overrides)
+    telegram = services.channels.get(TELEGRAM)
+    if isinstance(telegram, TelegramChannel):
+        try:
+            await telegram.bot.initialize()  # getMe; sending works without it, but its HTTP client stays open
+        except TelegramError as exc:
+            logger.warning("Telegram bot could not be initialised (sending still works): %s", exc)
     try:
         yield services
     finally:
+        if isinstance(telegram, TelegramChannel):
+            await telegram.bot.shutdown()
         close = getattr(services.safety.moderation, "aclose", None)
         if close is not None:
             await close()
+        whatsapp = services.channels.get(WHATSAPP)
+        if isinstance(whatsapp, WhatsAppChannel):
+            await whatsapp.aclose()
 
 
 # -- photos -----------------------------------------------------------------------------------------------------

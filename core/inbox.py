@@ -1,8 +1,9 @@
 """Inbound pipeline, first half: store a message idempotently and schedule its turn. Adapters call this.
 
 A redelivered platform message (same channel + external id) is recognised and does nothing. The external id
-must be globally unique on its platform (Telegram: the update id or the callback query id, never the message
-id, which is unique per chat only; WhatsApp: the wamid; web: the user id + the browser's client id). The store
+must be globally unique on its platform (Telegram: chat id + message id, or the callback query id - a bare
+message id is unique per chat only, and update ids restart at random after a week without updates; WhatsApp:
+the wamid; web: the user id + the browser's client id). The store
 step serialises inserts per identity on PostgreSQL (advisory transaction lock) so message ids follow
 arrival order per user, which is the order turns are processed in.
 """

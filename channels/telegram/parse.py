@@ -1,4 +1,4 @@
-"""Telegram channel: platform limits and the pure parsing of webhook updates; the adapter builds on them.
+"""Telegram: platform limits and the pure parsing of webhook updates (the rest of the package builds on them).
 
 Limits from python-telegram-bot 22.8 constants (LIBRARY-NOTES): text 4096 characters, callback data 1-64 bytes.
 Telegram refuses URL buttons to local hosts (and we only send https links as buttons).
@@ -116,12 +116,37 @@ def _parse_callback_query(update_id: int, query: Mapping[str, Any]) -> InboundMe
 
 def is_blocked_update(payload: Mapping[str, Any]) -> bool | None:
     """For a private-chat `my_chat_member` update: True if the user blocked the bot, False if unblocked, else None."""
+    parsed = parse_blocked_update(payload)
+    return parsed[1] if parsed is not None else None
+
+
+def parse_blocked_update(payload: Mapping[str, Any]) -> tuple[ChatRef, bool] | None:
+    """For a private-chat `my_chat_member` update: the chat and whether the user blocked (True) or unblocked it."""
     member_update = _mapping(payload.get("my_chat_member"))
-    if member_update is None or _private_chat_id(member_update) is None:
+    chat_id = _private_chat_id(member_update)
+    if member_update is None or chat_id is None:
         return None
     status = (_mapping(member_update.get("new_chat_member")) or {}).get("status")
     if status == "kicked":
-        return True
+        return ChatRef(TELEGRAM, str(chat_id)), True
     if status == "member":
-        return False
+        return ChatRef(TELEGRAM, str(chat_id)), False
     return None
+
+
+#: Message kinds a person sends that carry no text we can read (the webhook may say so politely).
+_NON_TEXT_CONTENT = (
+    "sticker", "photo", "voice", "video", "video_note", "audio", "animation", "document", "location", "contact",
+    "poll", "dice", "venue", "story", "paid_media",
+)  # fmt: skip
+
+
+def unreadable_private_message(payload: Mapping[str, Any]) -> ChatRef | None:
+    """The chat of a new private-chat message without text (a sticker, a photo, a voice note...), else None."""
+    message = _mapping(payload.get("message"))
+    chat_id = _private_chat_id(message)
+    if message is None or chat_id is None or isinstance(message.get("text"), str):
+        return None
+    if (_mapping(message.get("from")) or {}).get("is_bot") is True:
+        return None
+    return ChatRef(TELEGRAM, str(chat_id)) if any(key in message for key in _NON_TEXT_CONTENT) else None

@@ -1,4 +1,4 @@
-"""WhatsApp channel: platform limits and the pure parsing of Cloud API webhooks; the adapter builds on them.
+"""WhatsApp platform limits and the pure parsing of Cloud API webhooks; the adapter builds on them.
 
 Limits from pywa 4.5 (LIBRARY-NOTES): text 4096; interactive body 1024; at most 3 reply buttons with titles of
 at most 20 characters; list messages with at most 10 rows, row titles <= 24, the list button <= 20; CTA URL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -18,12 +19,16 @@ from ava_bot.audit import blocked_lines, parse_since
 from ava_bot.db import close_db, init_db, run_migrations
 from ava_bot.deadletters import list_dead_letters
 from ava_bot.deadletters import replay as replay_letter
+from ava_bot.keys import SERVICES
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
-from channels.telegram import build_bot, set_webhook
+from channels.telegram import TELEGRAM, TelegramChannel, TelegramWebhook, build_bot, set_webhook
+from channels.telegram.polling import poll_updates
+from core.delivery import set_reachable
 from core.errors import ConfigError, NotReplayable, ValidationFailed
+from core.messages import ChatRef
 from imaging.certs import create_dev_certificates
 from imaging.errors import CertificateFilesExist
 
@@ -186,6 +191,7 @@ async def run_dev(settings: Settings, *, port: int) -> None:
     site = web.TCPSite(runner, DEV_HOST, port)
     await site.start()
     print(f"Ava is running at http://{DEV_HOST}:{port}/  (health: http://{DEV_HOST}:{port}/health)", flush=True)
+    polling = start_telegram_polling(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -193,7 +199,27 @@ async def run_dev(settings: Settings, *, port: int) -> None:
     try:
         await stop.wait()
     finally:
+        if polling is not None:
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
         await runner.cleanup()
+
+
+def start_telegram_polling(app: web.Application) -> asyncio.Task[None] | None:
+    """In `dev` with TELEGRAM_BOT_TOKEN set: long polling (no public URL needed), handled like the webhook."""
+    channel = app[SERVICES].channels.get(TELEGRAM)
+    if not isinstance(channel, TelegramChannel):
+        return None
+
+    async def on_blocked(ref: ChatRef, blocked: bool) -> None:
+        await set_reachable(ref, not blocked)
+
+    deps = TelegramWebhook(
+        secret=b"", inbox=lambda: app[SERVICES].inbox, bot=lambda: channel.bot, on_blocked=on_blocked
+    )
+    print("Telegram: polling for updates (development). Write to your bot.", flush=True)
+    return asyncio.create_task(poll_updates(deps), name="telegram-polling")
 
 
 if __name__ == "__main__":

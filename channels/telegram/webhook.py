@@ -123,6 +123,12 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return _status(400, "the body is not JSON")
     if not isinstance(payload, dict):
         return _status(400, "expected a JSON object")
+    status = await handle_update(deps, payload)
+    return _status(status, "" if status == 200 else "temporarily unavailable")
+
+
+async def handle_update(deps: TelegramWebhook, payload: Mapping[str, Any]) -> int:
+    """Parse, store and acknowledge one verified update (webhook or polling); the HTTP status to answer."""
     update_id = payload.get("update_id")
     try:
         blocked = parse_blocked_update(payload)
@@ -130,7 +136,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         unreadable = unreadable_private_message(payload) if msg is None else None
     except Exception:  # parsing is total by design; a bug here must still not make Telegram redeliver forever
         logger.exception("telegram update %s could not be parsed; ignored", update_id)
-        return _status(200, "")
+        return 200
 
     if blocked is not None:
         ref, is_blocked = blocked
@@ -138,13 +144,13 @@ async def telegram_webhook(request: web.Request) -> web.Response:
             await deps.on_blocked(ref, is_blocked)
         except Exception:
             logger.exception("recording telegram (un)block of update %s failed; Telegram will redeliver", update_id)
-            return _status(503, "temporarily unavailable")
+            return 503
     if msg is not None:
         try:
             await deps.inbox().receive(msg)
         except Exception:
             logger.exception("storing telegram update %s failed; Telegram will redeliver", update_id)
-            return _status(503, "temporarily unavailable")
+            return 503
     elif blocked is None:
         logger.debug("telegram update %s ignored (%s)", update_id, _kind(payload))
 
@@ -153,7 +159,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         deps.spawn(_answer_callback_query(deps.bot(), query_id))
     if unreadable is not None and deps.unreadable_reply:
         deps.spawn(_say(deps.bot(), unreadable, deps.unreadable_reply))
-    return _status(200, "")
+    return 200
 
 
 def _kind(payload: Mapping[str, Any]) -> str:

@@ -5,6 +5,7 @@ blocked and unblocked, a redelivered update, a bad secret."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -214,3 +215,36 @@ async def test_cli_sets_the_webhook_with_secret_updates_and_commands(fakes: tupl
     assert set(hook.params["allowed_updates"]) == {"message", "callback_query", "my_chat_member"}
     commands = {c["command"] for c in telegram.calls_to("setMyCommands")[0].params["commands"]}
     assert {"start", "help", "portal", "subscribe", "avatar", "mode"} <= commands
+
+
+async def test_dev_polling_feeds_updates_through_the_webhook_handling(
+    db: str, redis: ArqRedis, make_settings: Any, fakes: tuple[FakeOpenAI, FakeTelegram]
+) -> None:
+    """Without a public URL, `ava-bot dev` long-polls: the webhook is removed and updates are answered once."""
+    from ava_bot.cli import start_telegram_polling
+
+    llm, telegram = fakes
+    settings = make_settings(
+        llm_api_key="sk-test", llm_base_url=llm.base_url, telegram_bot_token=TOKEN, telegram_api_base_url=telegram.url
+    )
+    app = await create_app(settings, redis=redis, own_database=False, run_worker=True, entitlements=Gate(open_=True))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        assert (await client.post("/webhooks/telegram", json=message("hi"))).status == 404  # no secret: no webhook
+        polling = start_telegram_polling(app)
+        assert polling is not None
+        update = message("hello from polling")
+        telegram.push_update(update)
+        phone = Phone(client, telegram)
+        (confirm,) = await phone.received(1)
+        assert "18 or older" in confirm.params["text"]
+        assert telegram.calls_to("deleteWebhook")
+        telegram.push_update(update)  # Telegram would not resend a confirmed update; the inbox would ignore it
+        await asyncio.sleep(0.5)
+        assert len(telegram.calls_to("sendMessage")) == 1
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+    finally:
+        await client.close()

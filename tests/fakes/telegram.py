@@ -75,6 +75,8 @@ class FakeTelegram(FakeServer):
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._next_message_id: dict[str, int] = defaultdict(lambda: 100)
         self._delays: dict[str, float] = {}
+        #: Updates waiting for `getUpdates`.
+        self.updates: list[dict[str, Any]] = []
         self.handle("POST", f"/bot{self.token}/{{method}}", self._method)
 
     # --- scripting ------------------------------------------------------------------------------------------
@@ -144,9 +146,23 @@ class FakeTelegram(FakeServer):
             return self._send_message(params)
         if method in _TRUE_METHODS:
             return _ok(True)
+        if method == "getUpdates":
+            return await self._get_updates(params)
         if method == "getWebhookInfo":
             return _ok({"url": "", "has_custom_certificate": False, "pending_update_count": 0})
         return _error(404, "Not Found")
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        """Make an update available to `getUpdates` (long polling)."""
+        self.updates.append(update)
+
+    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        offset = int(params.get("offset") or 0)
+        # Like Telegram: an offset confirms every update before it.
+        self.updates = [u for u in self.updates if int(u["update_id"]) >= offset]
+        if not self.updates:
+            await asyncio.sleep(min(float(params.get("timeout") or 0), 0.2))  # a short "long poll"
+        return _ok(list(self.updates))
 
     def _send_message(self, params: dict[str, Any]) -> web.Response:
         chat_id = str(params.get("chat_id", ""))

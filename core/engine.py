@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from core.chat import ChatTurn
 from core.errors import UnsafeAnswer, ValidationFailed
+from core.linking import find_code, link_token, parse_link, usable
 from core.messages import Choice, ChoicesReply, InboundMessage, LinkReply, PhotoReady, Reply, TextReply
 from core.models import Avatar, Mode, SetupStep, User
 from core.outcome import Effect, Outcome
@@ -130,6 +131,9 @@ class ConversationEngine:
 
     async def _handle(self, user: User, msg: InboundMessage, message_id: int) -> Outcome:
         text = (msg.text or "").strip()
+        link = parse_link(text) if msg.choice is None else None
+        if link is not None:
+            return await self._link_reply(user, msg, link[0])
         if msg.choice is None and text.startswith("/"):
             command, _, argument = text[1:].partition(" ")
             return await self._command(user, command.split("@")[0].lower(), argument.strip())
@@ -191,6 +195,34 @@ class ConversationEngine:
                     return Outcome([TextReply("Okay, I'll stay just as I am 😊")])
                 return Outcome([TextReply("Nothing to cancel.")])
         return Outcome([TextReply("I don't know that command. " + HELP)])
+
+    async def _link_reply(self, user: User, msg: InboundMessage, code: str) -> Outcome:
+        """Answer a link message: linked (the inbox moved this chat already), a question, or an invalid code."""
+        row = await find_code(code)
+        if row is not None and row.user_id == user.id and row.used_at is not None:
+            avatar = await current_avatar(user)
+            name = avatar.name if avatar else "Ava"
+            replies: list[Reply] = [TextReply(f"Linked ✓ This chat now talks to your account: it's me, {name}.")]
+            if user.adult_confirmed_at is None:
+                replies += self._onboarding(user, None).replies
+            elif user.setup_step != SetupStep.DONE:
+                replies.append(await self._current_question(user))
+            return Outcome(replies)
+        if usable(row, msg.ref.channel) and row is not None and row.user_id != user.id:
+            avatar = await current_avatar(user)
+            name = avatar.name if avatar else "your Ava here"
+            return Outcome(
+                [
+                    TextReply(
+                        f"This chat already has its own Ava, {name}. To switch it to your web account's Ava, send: "
+                        f"{link_token(code)} confirm — {name} and her chat history here will be deleted. "
+                        "To keep them apart, just ignore this."
+                    )
+                ]
+            )
+        return Outcome(
+            [TextReply("That link code isn't valid any more. Make a new one on your account page (/portal).")]
+        )
 
     def _set_mode(self, user: User, value: str) -> Outcome:
         if value not in (Mode.SECRETARY, Mode.INTIMATE):

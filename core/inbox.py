@@ -19,6 +19,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.delivery import release_held
+from core.linking import apply_link
 from core.messages import InboundMessage
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
 from core.ports import TurnQueue
@@ -100,6 +101,8 @@ class Inbox:
 
     async def receive(self, msg: InboundMessage, user: User | None = None) -> Stored:
         """Store `msg` idempotently and schedule processing; a duplicate is acknowledged and ignored."""
+        if user is None:
+            user = await apply_link(msg)  # a link code moves the chat to its web account first
         stored = await store_inbound(msg, user)
         if not stored.created:
             logger.info("duplicate inbound %s message ignored", msg.ref.channel)

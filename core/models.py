@@ -272,3 +272,24 @@ class SafetyRefusal(AppendOnly):
 
     class Meta:
         table = "safety_refusals"
+
+
+class LinkCode(Model):
+    """A one-time code that links a Telegram or WhatsApp chat to the web account that made it."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "ava.User", related_name="link_codes", on_delete=fields.CASCADE
+    )
+    #: The channel the code may be used on.
+    channel = fields.CharField(max_length=16)
+    #: SHA-256 of the code (the code itself is shown once and never stored).
+    code_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
+
+    class Meta:
+        table = "link_codes"

@@ -110,6 +110,8 @@ async def create_app(
         links=links,
         web_channel=WebChannel.name,
         secure_cookies=settings.effective_public_base_url.startswith("https://"),
+        telegram_bot=settings.telegram_bot_username if settings.telegram_bot_token is not None else None,
+        whatsapp_number=settings.whatsapp_number if settings.whatsapp_enabled else None,
     )
     setup_web_chat(
         app,

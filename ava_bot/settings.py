@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
+    #: The bot's username (without "@"), for the account page's "Connect Telegram" link.
+    telegram_bot_username: str | None = None
 
     whatsapp_enabled: bool = False
     whatsapp_phone_id: str | None = None
@@ -64,6 +66,8 @@ class Settings(BaseSettings):
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_api_base_url: str = "https://graph.facebook.com"
+    #: The WhatsApp number users write to, international format without "+", for "Connect WhatsApp".
+    whatsapp_number: str | None = None
 
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None

@@ -16,6 +16,10 @@ class Portal:
     links: PortalLinks
     #: Name of the web chat channel (`core.models.Message.channel`, `ChannelIdentity.channel`), from its adapter.
     web_channel: str
+    #: Telegram bot username (for `t.me/<bot>?start=...` connect links); None when Telegram is not set up.
+    telegram_bot: str | None = None
+    #: WhatsApp number in international format without "+" (for `wa.me/<number>?text=...`); None when off.
+    whatsapp_number: str | None = None
 
 
 PORTAL = web.AppKey("ava_portal", Portal)

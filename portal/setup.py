@@ -10,7 +10,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from portal import auth, chat
+from portal import account, auth, chat
 from portal.deps import PORTAL, Portal
 from portal.links import PortalLinks
 
@@ -31,6 +31,8 @@ def setup_portal(
     links: PortalLinks,
     web_channel: str,
     secure_cookies: bool,
+    telegram_bot: str | None = None,
+    whatsapp_number: str | None = None,
 ) -> None:
     """Add the portal (landing, sign-up/in/out, magic links, the chat page) to `app`.
 
@@ -50,6 +52,9 @@ def setup_portal(
     )
     aiohttp_session.setup(app, storage)
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
-    app[PORTAL] = Portal(links=links, web_channel=web_channel)
+    app[PORTAL] = Portal(
+        links=links, web_channel=web_channel, telegram_bot=telegram_bot, whatsapp_number=whatsapp_number
+    )
     app.router.add_routes(auth.routes)
     app.router.add_routes(chat.routes)
+    app.router.add_routes(account.routes)

@@ -73,6 +73,22 @@ def parse_webhook(payload: Mapping[str, Any]) -> list[InboundMessage]:
     return parsed
 
 
+#: Message types Ava cannot read: the sender gets a short polite line.
+UNREADABLE_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location", "contacts", "voice"})
+
+
+def unreadable_senders(payload: Mapping[str, Any]) -> list[str]:
+    """Chat ids (wa_ids) of users who sent something Ava cannot read (media, stickers, locations...)."""
+    senders: list[str] = []
+    for value in _message_values(payload):
+        contacts = _mappings(value.get("contacts"))
+        for msg in _mappings(value.get("messages")):
+            wa_id, _ = _sender(msg, contacts)
+            if msg.get("type") in UNREADABLE_TYPES and wa_id is not None and wa_id not in senders:
+                senders.append(wa_id)
+    return senders
+
+
 def _sender(msg: Mapping[str, Any], contacts: list[Mapping[str, Any]]) -> tuple[str | None, str | None]:
     """(wa_id, bsuid) of the sender; the wa_id is missing for users who hide their number behind a username."""
     contact: Mapping[str, Any] = {}

@@ -13,11 +13,12 @@ refuses as data (a poison message) is logged and acknowledged: redelivering it c
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from pywa_async.client import WhatsApp
 from tortoise.exceptions import OperationalError, ValidationError
 
 from channels.whatsapp.channel import WhatsAppChannel
-from channels.whatsapp.parse import parse_statuses, parse_webhook
+from channels.whatsapp.parse import parse_statuses, parse_webhook, unreadable_senders
 from core.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,14 @@ class WhatsAppWebhook:
     inbox: Callable[[], Inbox]
     on_status: StatusHandler | None
     channel: WhatsAppChannel | None
+    #: Background Graph calls in flight (kept referenced so they are not garbage-collected mid-way).
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background; it handles its own errors."""
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 WHATSAPP_WEBHOOK = web.AppKey("ava_whatsapp_webhook", WhatsAppWebhook)
@@ -162,4 +171,17 @@ async def receive_update(request: web.Request) -> web.Response:
                 logger.exception("WhatsApp status %s of %s not recorded; Meta will redeliver", state, wamid)
     if unavailable:
         return web.Response(status=503, text="Try again later")
+    for chat_id in unreadable_senders(payload):
+        deps.spawn(_say_unreadable(wa, chat_id))
     return web.Response(text="ok")
+
+
+#: The polite line for media, stickers, locations...
+UNREADABLE_REPLY = "I can only read text messages for now 🙂 Write me in words?"
+
+
+async def _say_unreadable(wa: WhatsApp, chat_id: str) -> None:
+    try:
+        await wa.send_message(to=chat_id, text=UNREADABLE_REPLY)
+    except Exception as exc:  # best effort: the user can simply write again
+        logger.info("polite WhatsApp reply to an unreadable message failed: %r", exc)

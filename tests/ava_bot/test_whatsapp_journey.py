@@ -168,3 +168,44 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
         assert not await Message.exists(text="forged")
     finally:
         await client.close()
+
+
+async def test_closed_window_photo_link_arrives_with_the_next_message_and_media_gets_a_polite_line(
+    db: str, redis: ArqRedis, make_settings: Any, fakes: tuple[FakeOpenAI, FakeGraph]
+) -> None:
+    """Graph refusing a send with 131047 holds it; the user's next message brings it; a photo sent to Ava gets a
+    polite "text only" line and nothing is stored."""
+    llm, graph = fakes
+    settings = make_settings(
+        llm_api_key="sk-test",
+        llm_base_url=llm.base_url,
+        whatsapp_enabled=True,
+        whatsapp_phone_id=PHONE_ID,
+        whatsapp_token="wa-token",
+        whatsapp_app_secret=APP_SECRET,
+        whatsapp_verify_token=VERIFY,
+        whatsapp_api_base_url=graph.url,
+    )
+    app = await create_app(settings, redis=redis, own_database=False, run_worker=True, entitlements=Gate(open_=True))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        phone = Phone(client, graph)
+        graph.fail_next(131047, "(#131047) Re-engagement message", details="More than 24 hours have passed")
+        await phone.say(text("hello?"))
+
+        async def held() -> bool:
+            return await Message.exists(direction=Direction.OUTBOUND, status="held")
+
+        await eventually(held, what="the refused reply held")
+        assert graph.sent == []
+        await phone.say(text("are you there?"))
+        first, second = await phone.received(2)
+        assert "18 or older" in first.body and "18 or older" in second.body  # the held one first, then the answer
+        before = await Message.filter(direction=Direction.INBOUND).count()
+        await phone.say(update({"type": "image", "image": {"id": "123", "mime_type": "image/jpeg"}}))
+        (polite,) = await phone.received(1)
+        assert "only read text" in polite.body
+        assert await Message.filter(direction=Direction.INBOUND).count() == before
+    finally:
+        await client.close()

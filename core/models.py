@@ -293,3 +293,14 @@ class LinkCode(Model):
 
     class Meta:
         table = "link_codes"
+
+
+class UsedToken(Model):
+    """A one-time token (a magic sign-in link) that was used: its SHA-256, so it is never accepted again."""
+
+    id = fields.BigIntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    used_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "used_tokens"

@@ -8,6 +8,7 @@ fresh session, so a token planted before sign-in is worthless after it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 
@@ -18,10 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.models import ChannelIdentity, User
+from core.models import ChannelIdentity, UsedToken, User
 from portal.csrf import require_csrf
 from portal.deps import SESSION_USER, portal
-from portal.errors import LinkInvalid
+from portal.errors import LinkInvalid, LinkUsed
 from portal.pages import render
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,13 @@ async def signout(request: web.Request) -> web.Response:
 @routes.get("/portal/sign-in/{token}")
 async def magic_sign_in(request: web.Request) -> web.Response:
     """Sign in with a link sent in the chat, then go to the chat; a bad or old link raises `LinkInvalid` (403)."""
-    user_id = portal(request).links.verify_sign_in(request.match_info["token"])
+    token = request.match_info["token"]
+    user_id = portal(request).links.verify_sign_in(token)
     if not await User.exists(id=user_id):
         raise LinkInvalid(f"sign-in link for missing user {user_id}")
+    try:  # one-time: a link that was opened once (or forwarded and opened) never signs anyone in again
+        await UsedToken.create(token_hash=hashlib.sha256(token.encode()).hexdigest())
+    except IntegrityError:
+        raise LinkUsed(f"sign-in link of user {user_id} used again") from None
     await start_session(request, user_id)
     raise web.HTTPSeeOther("/chat")

@@ -42,3 +42,10 @@ class PhotoUnavailable(AvaError):
     http_status = 503
     public_title = "Try again later"
     public_message = "The photo cannot be shown right now."
+
+
+class LinkUsed(LinkInvalid):
+    """A one-time link (a magic sign-in link) that was already opened."""
+
+    public_title = "Link already used"
+    public_message = "This link was already used. Send /portal in the chat for a new one."

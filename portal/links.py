@@ -7,6 +7,7 @@ it was issued for. Implements `core.ports.Links` structurally.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,7 @@ class PortalLinks:
 
     def sign_in_url(self, user_id: int) -> str:
         """A magic link that signs the user in to the portal (valid for `sign_in_ttl` seconds)."""
-        token = self._sign_in.dumps({"u": user_id})
+        token = self._sign_in.dumps({"u": user_id, "n": secrets.token_urlsafe(8)})  # unique: used once
         return f"{self._base}/portal/sign-in/{token}"
 
     def verify_sign_in(self, token: str) -> int:

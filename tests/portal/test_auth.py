@@ -206,3 +206,16 @@ async def test_pages_send_security_headers(portal: Portal) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+async def test_a_magic_link_signs_in_once_only(portal: Portal) -> None:
+    """Opening a chat's sign-in link again (or a forwarded copy) is refused; each /portal link is distinct."""
+    user = await User.create()
+    url = portal.links.sign_in_url(user.id)
+    assert url != portal.links.sign_in_url(user.id)  # a nonce: two links from the same second differ
+    path = url.removeprefix(BASE_URL)
+    first = await portal.client.get(path, allow_redirects=False)
+    assert first.status == 303 and first.headers["Location"] == "/chat"
+    portal.forget_cookies()
+    again = await portal.client.get(path, headers={"Accept": "application/json"}, allow_redirects=False)
+    assert again.status == 403 and "already used" in (await again.json())["error"]

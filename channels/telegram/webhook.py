@@ -157,6 +157,10 @@ async def handle_update(deps: TelegramWebhook, payload: Mapping[str, Any]) -> in
     query_id = _callback_query_id(payload)
     if query_id is not None:
         deps.spawn(_answer_callback_query(deps.bot(), query_id))
+        if msg is not None and msg.choice is not None:
+            keyboard = msg.raw.get("message_id")
+            if isinstance(keyboard, int):  # that question is answered (or has passed): its buttons go
+                deps.spawn(_remove_keyboard(deps.bot(), msg.ref.chat_id, keyboard))
     if unreadable is not None and deps.unreadable_reply:
         deps.spawn(_say(deps.bot(), unreadable, deps.unreadable_reply))
     return 200
@@ -170,6 +174,16 @@ def _callback_query_id(payload: Mapping[str, Any]) -> str | None:
     query = payload.get("callback_query")
     query_id = query.get("id") if isinstance(query, Mapping) else None
     return query_id if isinstance(query_id, str) and query_id else None
+
+
+async def _remove_keyboard(bot: Bot, chat_id: str, message_id: int) -> None:
+    """Remove the inline keyboard of a pressed message, so an old question cannot be answered twice."""
+    try:
+        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+    except TelegramError as exc:  # already removed, too old to edit: the core refuses a passed press anyway
+        logger.info("removing a telegram keyboard failed: %s", exc)
+    except Exception:
+        logger.exception("removing a telegram keyboard failed")
 
 
 async def _answer_callback_query(bot: Bot, query_id: str) -> None:

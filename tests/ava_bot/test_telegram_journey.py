@@ -144,8 +144,13 @@ async def test_telegram_journey(
         assert await asyncio.gather(*(phone.post(first) for _ in range(3))) == [200, 200, 200]
         (confirm,) = await phone.received(1)  # one reply for the update delivered 3 times
         assert "18 or older" in confirm.params["text"] and len(keyboard(confirm)) == 2
-        assert await phone.post(press(data_of(confirm, "I'm 18+"))) == 200
+        accept = data_of(confirm, "I'm 18+")
+        assert await phone.post(press(accept)) == 200
         _thanks, gender = await phone.received(2)
+        assert telegram.calls_to("editMessageReplyMarkup")  # the pressed keyboard is removed
+        assert await phone.post(press(accept)) == 200  # an old button pressed again: refused in words
+        (passed,) = await phone.received(1)
+        assert "That choice has passed" in passed.params["text"]
         telegram.flood(retry_after=1)  # the age question hits flood control once
         await phone.post(press(data_of(gender, "Woman")))
 

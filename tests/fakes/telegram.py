@@ -42,7 +42,15 @@ JSON_PARAMS = frozenset(
     {"reply_markup", "allowed_updates", "commands", "link_preview_options", "entities", "reply_parameters", "scope"}
 )
 _TRUE_METHODS = frozenset(
-    {"sendChatAction", "answerCallbackQuery", "setWebhook", "deleteWebhook", "setMyCommands", "deleteMyCommands"}
+    {
+        "sendChatAction",
+        "answerCallbackQuery",
+        "setWebhook",
+        "deleteWebhook",
+        "setMyCommands",
+        "deleteMyCommands",
+        "editMessageReplyMarkup",
+    }
 )
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
 

@@ -125,12 +125,13 @@ async def test_telegram_journey(
         photo_backoff_seconds=0.05,
         delivery_backoff_seconds=0.05,
     )
+    gate = Gate(open_=False)  # not subscribed yet: the paywall link comes after the setup
     app = await create_app(
         settings,
         redis=redis,
         own_database=False,
         run_worker=True,
-        entitlements=Gate(open_=True),
+        entitlements=gate,
         image_provider=PlaceholderImageProvider(),
     )
     client = TestClient(TestServer(app))
@@ -171,7 +172,9 @@ async def test_telegram_journey(
         (link,) = keyboard(reference)
         assert link["url"].startswith("https://ava.example/photos/")  # a URL button to the signed link
         await phone.post(press(data_of(review, "Keep")))
-        await phone.received(1)
+        _saved, paywall = await phone.received(2)
+        assert keyboard(paywall)[0]["url"] == "https://ava.example/subscribe"  # the paywall link
+        gate.open = True  # subscribed
 
         user = await User.get(id=(await ChannelIdentity.get(channel="telegram")).user_id)  # type: ignore[attr-defined]
         await User.filter(id=user.id).update(mode=Mode.INTIMATE)

@@ -111,12 +111,13 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
         whatsapp_api_base_url=graph.url,
         photo_backoff_seconds=0.05,
     )
+    gate = Gate(open_=False)  # not subscribed yet: the paywall link comes after the setup
     app = await create_app(
         settings,
         redis=redis,
         own_database=False,
         run_worker=True,
-        entitlements=Gate(open_=True),
+        entitlements=gate,
         image_provider=PlaceholderImageProvider(),
     )
     client = TestClient(TestServer(app))
@@ -149,7 +150,9 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
         _, reference, review = await phone.received(3)
         assert reference.kind == "cta_url" and "/photos/" in reference.content["action"]["parameters"]["url"]
         await phone.say(pressed(button_id(review, "Keep"), "Keep ✓"))
-        await phone.received(1)
+        _saved, paywall = await phone.received(2)
+        assert paywall.kind == "cta_url" and paywall.content["action"]["parameters"]["url"].endswith("/subscribe")
+        gate.open = True  # subscribed
         await User.filter(id=(await Message.filter(direction=Direction.INBOUND).first()).user_id).update(  # type: ignore[union-attr]
             mode=Mode.INTIMATE
         )

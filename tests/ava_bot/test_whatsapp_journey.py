@@ -157,9 +157,22 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
             mode=Mode.INTIMATE
         )
         llm.call_tool("send_photo", {"scene_description": "at a rooftop bar at night"}, text="One moment 📸")
+        # The 24-hour window closes before the photo is ready: Graph refuses its link with 131047.
+        graph.fail_next(131047, "(#131047) Re-engagement message", skip=1)
         await phone.say(text("show me where you are"))
-        line, photo = await phone.received(2)
-        assert line.body == "One moment 📸" and photo.kind == "cta_url"
+        (line,) = await phone.received(1)
+        assert line.body == "One moment 📸"
+
+        async def photo_held() -> bool:
+            return await Message.exists(
+                direction=Direction.OUTBOUND, status="held", payload__contains={"type": "photo"}
+            )
+
+        await eventually(photo_held, what="the photo link held while the window is closed")
+        await phone.say(text("I'm back"))
+        photo, answer = await phone.received(2)  # the held photo link arrives first, with the next message
+        assert photo.kind == "cta_url" and "/photos/" in photo.content["action"]["parameters"]["url"]
+        assert answer.body == "echo: I'm back"
         assert "image" not in graph.kinds()  # PLAT-03: never an inline image on WhatsApp
         bad = text("forged")
         forged = await client.post(

@@ -7,7 +7,7 @@ import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from channels.telegram import SECRET_HEADER, UNREADABLE_REPLY, build_bot, setup_
 from core.inbox import Inbox
 from core.messages import ChatRef
 from core.models import Direction, Message, MessageStatus
+from tests.fakes.queue import RecordingQueue
 from tests.fakes.telegram import BotCall, FakeTelegram
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "telegram"
@@ -31,22 +32,6 @@ MARA = ChatRef("telegram", "6103344817")
 def load(name: str) -> dict[str, Any]:
     """A recorded update."""
     return dict(json.loads((PAYLOADS / f"{name}.json").read_text()))
-
-
-@dataclass
-class RecordingQueue:
-    """The part of `core.ports.TurnQueue` the inbox uses; a user already scheduled is not scheduled again."""
-
-    calls: list[int] = field(default_factory=list)
-    broken: bool = False
-
-    async def schedule(self, user_id: int) -> bool:
-        if self.broken:
-            raise ConnectionError("Redis is down")
-        if user_id in self.calls:
-            return False
-        self.calls.append(user_id)
-        return True
 
 
 @dataclass

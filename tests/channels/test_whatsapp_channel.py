@@ -22,7 +22,8 @@ from core.messages import ChatRef, Choice, ChoicesReply, InboundMessage, LinkRep
 from core.models import SetupStep
 from core.ports import Channel
 from core.setup import question
-from tests.fakes.whatsapp import PHONE_ID, FakeGraph, RecordingQueue
+from tests.fakes.queue import RecordingQueue
+from tests.fakes.whatsapp import PHONE_ID, FakeGraph
 
 REF = ChatRef("whatsapp", "16505551234")
 PORTAL = "https://portal.example.com"

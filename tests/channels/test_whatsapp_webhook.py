@@ -19,7 +19,8 @@ from channels.whatsapp import WhatsAppChannel, build_whatsapp, graph_session, se
 from core.inbox import Inbox
 from core.messages import ChatRef
 from core.models import Direction, Message
-from tests.fakes.whatsapp import PHONE_ID, FakeGraph, RecordingQueue, sign
+from tests.fakes.queue import RecordingQueue
+from tests.fakes.whatsapp import PHONE_ID, FakeGraph, sign
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "whatsapp"
 APP_SECRET = "test-app-secret"

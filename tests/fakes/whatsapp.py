@@ -35,23 +35,6 @@ def sign(body: bytes, app_secret: str) -> str:
 
 
 @dataclass
-class RecordingQueue:
-    """The part of `core.ports.TurnQueue` the inbox uses, recording which users' drains were scheduled.
-
-    Like the real queue, a user whose drain is scheduled (and never run here) is not scheduled again.
-    """
-
-    calls: list[int] = field(default_factory=list)
-
-    async def schedule(self, user_id: int) -> bool:
-        """Claim the user's drain slot unless already claimed."""
-        if user_id in self.calls:
-            return False
-        self.calls.append(user_id)
-        return True
-
-
-@dataclass
 class SentMessage:
     """One message Graph accepted."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from aiohttp import ClientResponse, web
@@ -22,26 +22,11 @@ from portal.chat import message_event, signed_in_user
 from portal.csrf import require_csrf
 from portal.links import PortalLinks
 from portal.setup import setup_portal
+from tests.fakes.queue import RecordingQueue
 
 SECRET = "test-secret-key-for-the-portal"
 BASE_URL = "http://portal.test"
 PASSWORD = "correct horse battery"
-
-
-@dataclass
-class RecordingQueue:
-    """The part of `core.ports.TurnQueue` the inbox uses, recording which users' drains were scheduled.
-
-    Like the real queue, a user whose drain is scheduled (and never run here) is not scheduled again.
-    """
-
-    calls: list[int] = field(default_factory=list)
-
-    async def schedule(self, user_id: int) -> bool:
-        if user_id in self.calls:
-            return False
-        self.calls.append(user_id)
-        return True
 
 
 @dataclass

@@ -71,6 +71,16 @@ async def hold_chat(ref: ChatRef, reason: str) -> int:
     return int(held)
 
 
+async def outside_window(ref: ChatRef, seconds: int) -> bool:
+    """Whether the user's last message in `ref` is older than the platform's reply window (or there is none)."""
+    last = (
+        await Message.filter(direction=Direction.INBOUND, channel=ref.channel, chat_id=ref.chat_id)
+        .order_by("-id")
+        .first()
+    )
+    return last is None or last.created_at < datetime.now(UTC) - timedelta(seconds=seconds)
+
+
 async def release_held(ref: ChatRef) -> int:
     """The user wrote in `ref`: its held replies go out again (before the answer to the new message)."""
     return int(
@@ -165,6 +175,10 @@ class Deliverer:
             return None
         if await is_unreachable(ref):
             await self._fail(row, "recipient unreachable (the platform refused an earlier message)")
+            return None
+        window = channel.capabilities.reply_window_seconds
+        if window is not None and await outside_window(ref, window):
+            await hold_chat(ref, "outside the platform's reply window (the user has not written recently)")
             return None
         assert row.payload is not None
         try:

@@ -142,6 +142,9 @@ class ChannelCapabilities:
     inline_images: bool = False
     #: Longest button data in bytes (Telegram's callback data: 64), None when unbounded.
     max_choice_data_bytes: int | None = None
+    #: Seconds after the user's last message in which the platform lets us write (WhatsApp: 24 hours); outside it
+    #: replies are held until the user writes again. None: no such window.
+    reply_window_seconds: int | None = None
 
     def accepts_url_button(self, url: str) -> bool:
         """Whether the platform will take a URL button to `url` (else the link goes in the text)."""

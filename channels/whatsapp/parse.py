@@ -33,6 +33,7 @@ WHATSAPP_CAPABILITIES = ChannelCapabilities(
     url_button_local_hosts=False,
     inline_images=False,
     max_choice_data_bytes=256,
+    reply_window_seconds=24 * 3600,
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -394,3 +394,38 @@ async def test_platform_status_callbacks_update_the_row_and_a_late_window_failur
     await services.inbox.receive(say("s1", "b", "still there?"))
     await services.runner.drain(user.id, whole=True)
     assert channel.texts() == ["echo: hi", "echo: hi", "echo: still there?"]
+
+
+async def test_a_reply_outside_the_platform_window_is_held_without_a_send_until_the_user_writes(
+    db: str, redis: ArqRedis, settings: Any
+) -> None:
+    """On a platform with a reply window (WhatsApp: 24 h), a notice after the window is held, not sent and
+    refused; the user's next message brings it first."""
+    import dataclasses
+
+    from tests.fakes.channel import FAKE_CAPABILITIES
+
+    windowed = RecordingChannel(capabilities=dataclasses.replace(FAKE_CAPABILITIES, reply_window_seconds=1))
+    services = build_services(settings, redis, entitlements=DevelopmentEntitlements(), channels=[windowed])
+    user = await ready_user("win")
+    await services.inbox.receive(say("win", "a", "hi"))
+    await services.runner.drain(user.id, whole=True)
+    assert windowed.texts() == ["echo: hi"]
+    await Message.filter(user=user, direction=Direction.INBOUND).update(
+        created_at=datetime.now(UTC) - timedelta(seconds=5)
+    )  # the user's last message is now older than the window
+    await Message.create(
+        user=user,
+        direction=Direction.OUTBOUND,
+        channel=FAKE,
+        chat_id="win",
+        text="Here I am",
+        payload={"type": "text", "text": "Here I am"},
+        status=MessageStatus.PENDING,
+    )
+    await services.runner.drain(user.id, whole=True)
+    assert len(windowed.attempts) == 1  # no send attempted outside the window
+    assert await Message.exists(user=user, status=MessageStatus.HELD, text="Here I am")
+    await services.inbox.receive(say("win", "b", "back"))
+    await services.runner.drain(user.id, whole=True)
+    assert windowed.texts() == ["echo: hi", "Here I am", "echo: back"]

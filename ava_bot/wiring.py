@@ -214,6 +214,7 @@ def build_services(
     deliverer = Deliverer(
         adapters,
         DeliveryConfig(max_attempts=settings.delivery_max_attempts, backoff_seconds=settings.delivery_backoff_seconds),
+        links=links,
     )
     runner = TurnRunner(
         engine=engine,

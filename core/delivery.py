@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from core.errors import DeliveryError
-from core.messages import ChatRef, reply_from_payload, reply_text, reply_to_payload
+from core.messages import ChatRef, PhotoReady, reply_from_payload, reply_text, reply_to_payload
 from core.models import ChannelIdentity, DeadLetter, Direction, Message, MessageStatus
 from core.outcome import Outcome
-from core.ports import Channel
+from core.ports import Channel, Links
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +145,14 @@ async def mark_unreachable(ref: ChatRef, reason: str) -> None:
 class Deliverer:
     """Sends stored replies through the channel adapters."""
 
-    def __init__(self, channels: Mapping[str, Channel], config: DeliveryConfig | None = None) -> None:
+    def __init__(
+        self, channels: Mapping[str, Channel], config: DeliveryConfig | None = None, *, links: Links | None = None
+    ) -> None:
+        """`links`: photo links are signed again when sent, so a reply that waited (held, retried) never carries
+        an expired one."""
         self._channels = dict(channels)
         self._config = config or DeliveryConfig()
+        self._links = links
 
     def channel(self, name: str) -> Channel | None:
         """The adapter of channel `name`, if this process has one."""
@@ -181,8 +186,11 @@ class Deliverer:
             await hold_chat(ref, "outside the platform's reply window (the user has not written recently)")
             return None
         assert row.payload is not None
+        reply = reply_from_payload(row.payload)
+        if isinstance(reply, PhotoReady) and self._links is not None:
+            reply = replace(reply, url=self._links.photo_url(row.user_id, reply.photo_id))
         try:
-            delivery = await channel.send(ref, reply_from_payload(row.payload))
+            delivery = await channel.send(ref, reply)
         except DeliveryError as exc:
             if exc.hold:
                 await hold_chat(ref, str(exc))

@@ -429,3 +429,27 @@ async def test_a_reply_outside_the_platform_window_is_held_without_a_send_until_
     await services.inbox.receive(say("win", "b", "back"))
     await services.runner.drain(user.id, whole=True)
     assert windowed.texts() == ["echo: hi", "Here I am", "echo: back"]
+
+
+async def test_a_photo_link_is_signed_again_when_it_finally_leaves(
+    services: Services, channel: RecordingChannel
+) -> None:
+    """A photo notice that waited (held, retried) leaves with a fresh signed link, never the expired one it had."""
+    from urllib.parse import parse_qs, urlsplit
+
+    user = await ready_user("old")
+    stale = "https://ava.example/photos/5?t=expired-token"
+    await Message.create(
+        user=user,
+        direction=Direction.OUTBOUND,
+        channel=FAKE,
+        chat_id="old",
+        text="Just for you",
+        payload={"type": "photo", "photo_id": 5, "url": stale, "text": "Just for you", "kind": "photo"},
+        status=MessageStatus.PENDING,
+    )
+    await services.runner.drain(user.id, whole=True)
+    (sent,) = channel.sent
+    assert isinstance(sent.reply, PhotoReady) and sent.reply.url != stale
+    token = parse_qs(urlsplit(sent.reply.url).query)["t"][0]
+    assert services.links.verify_photo(token, 5) == user.id

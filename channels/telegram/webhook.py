@@ -21,11 +21,10 @@ Like `channels.web`, the route takes what it needs as arguments (wired in `ava_b
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from aiohttp import web
 from telegram import Bot
 from telegram.error import TelegramError
 
+from channels.background import BackgroundCalls
 from channels.telegram.bot import check_webhook_secret
 from channels.telegram.parse import parse_blocked_update, parse_update, unreadable_private_message
 from core.inbox import Inbox
@@ -59,14 +59,8 @@ class TelegramWebhook:
     bot: Callable[[], Bot]
     on_blocked: OnBlocked
     unreadable_reply: str | None = UNREADABLE_REPLY
-    #: Background Bot API calls in flight (kept referenced so they are not garbage-collected mid-way).
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` in the background; it must handle its own errors."""
-        task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    #: Bot API calls answered in the background (callback answers, polite lines, keyboard removal).
+    background: BackgroundCalls = field(default_factory=BackgroundCalls)
 
 
 TELEGRAM_WEBHOOK = web.AppKey("ava_telegram_webhook", TelegramWebhook)
@@ -97,10 +91,7 @@ def setup_telegram_webhook(
 
     async def finish_background_calls(app: web.Application) -> None:
         # on_shutdown runs before cleanup_ctx closes the bot: let answers in flight complete first.
-        if deps.tasks:
-            await asyncio.wait(set(deps.tasks), timeout=_SHUTDOWN_GRACE)
-        for task in set(deps.tasks):
-            task.cancel()
+        await deps.background.finish(_SHUTDOWN_GRACE)
 
     app.on_shutdown.append(finish_background_calls)
     app.router.add_post(path, telegram_webhook)
@@ -156,13 +147,13 @@ async def handle_update(deps: TelegramWebhook, payload: Mapping[str, Any]) -> in
 
     query_id = _callback_query_id(payload)
     if query_id is not None:
-        deps.spawn(_answer_callback_query(deps.bot(), query_id))
+        deps.background.spawn(_answer_callback_query(deps.bot(), query_id))
         if msg is not None and msg.choice is not None:
             keyboard = msg.raw.get("message_id")
             if isinstance(keyboard, int):  # that question is answered (or has passed): its buttons go
-                deps.spawn(_remove_keyboard(deps.bot(), msg.ref.chat_id, keyboard))
+                deps.background.spawn(_remove_keyboard(deps.bot(), msg.ref.chat_id, keyboard))
     if unreadable is not None and deps.unreadable_reply:
-        deps.spawn(_say(deps.bot(), unreadable, deps.unreadable_reply))
+        deps.background.spawn(_say(deps.bot(), unreadable, deps.unreadable_reply))
     return 200
 
 

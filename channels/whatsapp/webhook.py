@@ -13,11 +13,10 @@ refuses as data (a poison message) is logged and acknowledged: redelivering it c
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from aiohttp import web
 from pywa_async.client import WhatsApp
 from tortoise.exceptions import OperationalError, ValidationError
 
+from channels.background import BackgroundCalls
 from channels.whatsapp.channel import WhatsAppChannel
 from channels.whatsapp.parse import parse_statuses, parse_webhook, unreadable_senders
 from core.inbox import Inbox
@@ -45,16 +45,12 @@ class WhatsAppWebhook:
     inbox: Callable[[], Inbox]
     on_status: StatusHandler | None
     channel: WhatsAppChannel | None
-    #: Background Graph calls in flight (kept referenced so they are not garbage-collected mid-way).
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` in the background; it handles its own errors."""
-        task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    #: Graph calls made in the background (polite lines).
+    background: BackgroundCalls = field(default_factory=BackgroundCalls)
 
 
+#: Seconds shutdown waits for background Graph calls.
+_SHUTDOWN_GRACE = 2.0
 WHATSAPP_WEBHOOK = web.AppKey("ava_whatsapp_webhook", WhatsAppWebhook)
 
 
@@ -80,6 +76,12 @@ def setup_whatsapp_webhook(
         on_status=on_status,
         channel=channel,
     )
+    deps = app[WHATSAPP_WEBHOOK]
+
+    async def finish_background_calls(app: web.Application) -> None:
+        await deps.background.finish(_SHUTDOWN_GRACE)
+
+    app.on_shutdown.append(finish_background_calls)
     app.router.add_get(path, verify_challenge)
     app.router.add_post(path, receive_update)
 
@@ -172,7 +174,7 @@ async def receive_update(request: web.Request) -> web.Response:
     if unavailable:
         return web.Response(status=503, text="Try again later")
     for chat_id in unreadable_senders(payload):
-        deps.spawn(_say_unreadable(wa, chat_id))
+        deps.background.spawn(_say_unreadable(wa, chat_id))
     return web.Response(text="ok")
 
 

@@ -13,7 +13,7 @@ from tortoise.migrations.api import migrate
 logger = logging.getLogger(__name__)
 
 #: Every package's models live in the single Tortoise app `ava` (ARCHITECTURE: one app, all models).
-MODEL_MODULES: list[str] = ["core.models", "imaging.models"]
+MODEL_MODULES: list[str] = ["core.models", "imaging.models", "billing.models"]
 
 
 def normalise_db_url(url: str) -> str:

@@ -101,6 +101,8 @@ class User(Model):
     question_round = fields.IntField(default=0, db_default=0)
     #: Optimistic concurrency: every committed state change bumps it (a turn computed on stale state re-runs).
     version = fields.IntField(default=0, db_default=0)
+    #: Bumped by "sign out everywhere" and erasure: sessions and photo links issued before are refused.
+    auth_epoch = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

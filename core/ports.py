@@ -280,3 +280,20 @@ class Links(Protocol):
     def photo_url(self, user_id: int, photo_id: int) -> str:
         """A signed, expiring link to one photo."""
         ...
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Counts hits per key in a moving window shared by every process (Redis); `ava_bot.ratelimits` implements it."""
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one hit on `key`; False when it would be more than `limit` hits within `window_seconds`."""
+        ...
+
+    async def peek(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Whether one more hit on `key` would be allowed now (counts nothing)."""
+        ...
+
+    async def reset(self, key: str, limit: int, window_seconds: int) -> None:
+        """Forget the hits on `key` (e.g. failed sign-ins after a successful one)."""
+        ...

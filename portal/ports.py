@@ -7,6 +7,7 @@ The portal never imports the imaging package: photos reach it through `PhotoLibr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -48,4 +49,77 @@ class PhotoLibrary(Protocol):
 
     async def gallery(self, owner_id: int, limit: int) -> Sequence[GalleryPhoto]:
         """`owner_id`'s ready photos, newest first, at most `limit`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """A plan as the subscribe and account pages show it (from the plans configuration)."""
+
+    code: str
+    name: str
+    #: Display text of the price, e.g. "9.99 EUR / month" (from the plans file; Stripe charges the price id).
+    price_label: str | None
+    interval: str
+    photos_per_period: int
+    regenerations_per_day: int
+    messages_per_day: int
+    is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A user's subscription as the account page shows it."""
+
+    plan: PlanView | None
+    #: Stripe's status (active, trialing, past_due, canceled, ...) or "granted".
+    status: str
+    entitled: bool
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    #: stripe, grant or development.
+    source: str
+    photos_left: int | None
+
+
+@runtime_checkable
+class Billing(Protocol):
+    """Plans, checkout and the subscription of a user (implemented by `billing`)."""
+
+    @property
+    def development(self) -> bool:
+        """True when there is no Stripe (development): the subscribe page offers a labelled development activation."""
+        ...
+
+    async def plans(self) -> Sequence[PlanView]:
+        """The active plans, default first."""
+        ...
+
+    async def subscription(self, user_id: int) -> SubscriptionView | None:
+        """The user's subscription, or None when they never had one."""
+        ...
+
+    async def checkout_url(self, user_id: int, plan_code: str, *, success_url: str, cancel_url: str) -> str:
+        """Create a Stripe Checkout Session (subscription mode) for the user and return its URL.
+
+        Raise `core.errors.AvaError` subclasses for an unknown plan or a Stripe failure.
+        """
+        ...
+
+    async def activate_development(self, user_id: int, plan_code: str) -> None:
+        """DEVELOPMENT ONLY (no Stripe): give the user the plan for one period. Raise when `development` is False."""
+        ...
+
+    async def cancel_at_period_end(self, user_id: int) -> None:
+        """Cancel the user's subscription at the end of the paid period (Stripe, or a grant ends then)."""
+        ...
+
+
+@runtime_checkable
+class AccountEraser(Protocol):
+    """Deletes everything of a user (implemented in `ava_bot`, which reaches imaging and billing)."""
+
+    async def erase(self, user_id: int) -> None:
+        """Erase the user's personal data, messages, photos (files too), identities and sessions, cancel the
+        subscription, pseudonymise audit rows. Safe to call again after a partial failure."""
         ...

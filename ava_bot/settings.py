@@ -72,7 +72,25 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
-    plans_file: Path = Path("plans.yaml")
+    #: The Stripe price id of the default plan (the plans file names the variable of each plan's price id).
+    stripe_price_id: str | None = None
+    plans_file: Path = Path("plans.toml")
+
+    #: Lifetime of a photo link sent in chat, and of a magic sign-in link.
+    photo_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    sign_in_link_ttl_seconds: int = Field(default=15 * 60, ge=60)
+    #: A portal session ends this long after sign-in (or earlier: sign out, sign out everywhere, erasure).
+    session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=300)
+
+    #: Rate limits (moving windows in Redis, shared by every replica).
+    signin_per_ip_per_15min: int = Field(default=30, ge=1)
+    signin_per_account_per_15min: int = Field(default=10, ge=1)
+    signup_per_ip_per_hour: int = Field(default=10, ge=1)
+    inbound_per_user_per_minute: int = Field(default=20, ge=1)
+    photo_requests_per_user_per_hour: int = Field(default=30, ge=1)
+    chat_streams_per_user: int = Field(default=5, ge=1)
+    #: Password hashes computed at once per web process (each argon2 hash takes ~64 MB and ~0.1 s of a core).
+    password_hash_concurrency: int = Field(default=2, ge=1)
 
     sentry_dsn: SecretStr | None = None
     media_dir: Path = Path("data/media")

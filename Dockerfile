@@ -30,6 +30,7 @@ COPY imaging ./imaging
 COPY billing ./billing
 COPY portal ./portal
 COPY migrations ./migrations
+COPY plans.toml ./
 COPY README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable

@@ -2,7 +2,7 @@
 # Both bootstrap everything: a pinned uv in ./.tools and the locked dependencies in ./.venv.
 UV := .tools/bin/uv
 
-.PHONY: dev test lint bench bootstrap services
+.PHONY: dev test lint bench bootstrap services browser
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -13,7 +13,11 @@ dev: bootstrap
 services:
 	@scripts/services.sh
 
-test: bootstrap services
+# Debian's Chromium for the browser tests (tests/browser/); a no-op when it is installed.
+browser:
+	@scripts/browser.sh
+
+test: bootstrap services browser
 	$(UV) run pytest
 
 lint: bootstrap

@@ -13,12 +13,15 @@ from pywa_async.client import WhatsApp
 from telegram import Bot
 
 from ava_bot import health
+from ava_bot.chatgate import make_chat_gate
 from ava_bot.http import make_error_middleware, portal_error_page
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.settings import Settings
 from ava_bot.wiring import (
     Resources,
     Services,
+    build_billing,
+    build_eraser,
     build_links,
     build_store,
     open_photo_pipeline,
@@ -27,6 +30,8 @@ from ava_bot.wiring import (
     whatsapp_status,
 )
 from ava_bot.worker import create_worker
+from billing.service import BillingService
+from billing.webhook import StripeWebhook, setup_stripe_webhook
 from channels.telegram import TELEGRAM, TelegramChannel, setup_telegram_webhook
 from channels.web import WebChannel, setup_web_chat
 from channels.whatsapp import WHATSAPP, WhatsAppChannel, setup_whatsapp_webhook
@@ -35,13 +40,18 @@ from core.messages import ChatRef
 from core.ports import Entitlements, LLMProvider
 from imaging.library import StoredPhotoLibrary
 from imaging.providers.base import ImageProvider
+from portal.account import setup_account
+from portal.adult import setup_adult
 from portal.auth import current_user_id
+from portal.billing import setup_billing_pages
 from portal.chat import message_event, signed_in_user
 from portal.csrf import require_csrf
+from portal.erasure import setup_erasure
 from portal.gallery import setup_gallery
 from portal.legal import setup_legal
 from portal.photos import setup_photo_routes
 from portal.setup import setup_portal
+from portal.throttle import SignInLimits
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +96,8 @@ async def create_app(
     """
     app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
     app[SETTINGS] = settings
+    # Plans load (and a bad plans file stops start-up) before anything opens; they are synced at start.
+    billing = build_billing(settings, photos_left=lambda uid: app[SERVICES].entitlements.remaining(uid, "photo"))
 
     async def resources_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_resources(
@@ -101,15 +113,33 @@ async def create_app(
                     yield
 
     app.cleanup_ctx.append(resources_ctx)
+
+    async def billing_ctx(app: web.Application) -> AsyncIterator[None]:
+        await billing.sync_plans()  # every start brings the Plan table in line with the plans file
+        yield
+        await billing.aclose()
+
+    app.cleanup_ctx.append(billing_ctx)
     health.setup(app)
     # Routes must exist before start-up; clients only exist inside cleanup_ctx, so the portal gets getters.
     links = build_links(settings)
+    https = settings.effective_public_base_url.startswith("https://")
     setup_portal(
         app,
-        secret_key=settings.effective_secret_key,
         links=links,
         web_channel=WebChannel.name,
-        secure_cookies=settings.effective_public_base_url.startswith("https://"),
+        secure_cookies=https,
+        hsts=https and settings.is_production,
+        redis=lambda: app[REDIS],  # sessions: the process's Redis (the in-process fakeredis in `dev`)
+        limiter=lambda: app[SERVICES].limiter,
+        limits=SignInLimits(
+            signin_per_ip=settings.signin_per_ip_per_15min,
+            signin_per_account=settings.signin_per_account_per_15min,
+            signup_per_ip=settings.signup_per_ip_per_hour,
+        ),
+        trusted_proxies=settings.trusted_proxy_networks,
+        password_hash_concurrency=settings.password_hash_concurrency,
+        session_max_age=settings.session_max_age_seconds,
         telegram_bot=settings.telegram_bot_username if settings.telegram_bot_token is not None else None,
         whatsapp_number=settings.whatsapp_number if settings.whatsapp_enabled else None,
     )
@@ -120,16 +150,37 @@ async def create_app(
         session_user=signed_in_user,
         require_csrf=require_csrf,
         message_view=message_event,
+        gate=make_chat_gate(lambda: app[SERVICES].entitlements),
+        streams_per_user=settings.chat_streams_per_user,
     )
     library = StoredPhotoLibrary(build_store(settings))
     setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
     setup_gallery(app, library=library)
+    setup_adult(app)
+    setup_account(app, billing=lambda: billing, inbox=lambda: app[SERVICES].inbox)
+    eraser = build_eraser(settings, cancel_subscription=billing.cancel_immediately)
+    setup_erasure(app, eraser=lambda: eraser)
     setup_legal(app)
+    setup_billing_routes(app, settings, billing)
     if settings.whatsapp_enabled:
         setup_whatsapp_routes(app, settings)
     if settings.telegram_bot_token is not None and settings.telegram_webhook_secret is not None:
         setup_telegram_routes(app, settings.telegram_webhook_secret.get_secret_value())
     return app
+
+
+def setup_billing_routes(app: web.Application, settings: Settings, billing: BillingService) -> None:
+    """The subscribe pages, and `POST /billing/webhook` when Stripe and its webhook secret are configured."""
+    setup_billing_pages(app, billing=billing, public_base_url=settings.effective_public_base_url)
+    secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else ""
+    if billing.stripe_api is not None and secret:
+        webhook = StripeWebhook(
+            secret=secret,
+            stripe_api=billing.stripe_api,
+            schedule=lambda user_id: app[SERVICES].queue.schedule(user_id),
+            public_base_url=settings.effective_public_base_url,
+        )
+        setup_stripe_webhook(app, webhook)
 
 
 def setup_telegram_routes(app: web.Application, secret: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from telegram.error import TelegramError
 
+from ava_bot.admin import add_admin_commands, run_grant, run_users_show
 from ava_bot.app import create_app
 from ava_bot.audit import blocked_lines, parse_since
 from ava_bot.db import close_db, init_db, run_migrations
@@ -22,7 +23,7 @@ from ava_bot.deadletters import replay as replay_letter
 from ava_bot.keys import SERVICES
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.settings import Settings, load_settings
-from ava_bot.wiring import open_photo_pipeline, open_resources, open_services
+from ava_bot.wiring import build_billing, open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
 from channels.telegram import TELEGRAM, TelegramChannel, TelegramWebhook, build_bot, set_webhook
 from channels.telegram.polling import poll_updates
@@ -33,8 +34,6 @@ from imaging.certs import create_dev_certificates
 from imaging.errors import CertificateFilesExist
 
 logger = logging.getLogger(__name__)
-
-DEV_HOST = "127.0.0.1"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     telegram_commands.add_parser(
         "set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with the secret, updates and command menu"
     )
+    plans = commands.add_parser("plans", help="subscription plans (the plans file)")
+    plans_commands = plans.add_subparsers(dest="plans_command", required=True)
+    plans_commands.add_parser("sync", help="check PLANS_FILE and write it to the database (also done at every start)")
+    add_admin_commands(commands)  # grant, users show
     audit = commands.add_parser("audit", help="review the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     blocked = audit_commands.add_parser("blocked", help="safety refusals: fields, scenes and prompts")
@@ -98,17 +101,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "serve":
-                web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+                web.run_app(create_app(settings), host=settings.effective_host, port=settings.port, print=None)
             case "worker":
                 asyncio.run(run_worker(settings))
             case "migrate":
                 asyncio.run(run_migrations(settings.effective_database_url))
             case "deadletters":
                 return asyncio.run(run_deadletters(settings, args))
+            case "grant":
+                return asyncio.run(run_grant(settings, args))
+            case "users":
+                return asyncio.run(run_users_show(settings, args))
             case "audit":
                 return asyncio.run(run_audit(settings, args))
             case "telegram":
                 return asyncio.run(run_telegram_set_webhook(settings))
+            case "plans":
+                return asyncio.run(run_plans_sync(settings))
             case "dev":
                 port = args.port or settings.port
                 asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
@@ -118,13 +127,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+async def run_plans_sync(settings: Settings) -> int:
+    """`ava-bot plans sync`: validate the plans file (as a start does) and write it to the `Plan` table."""
+    billing = build_billing(settings)  # a bad plans file raises ConfigError: one message, exit 2
+    await init_db(settings.effective_database_url)
+    try:
+        result = await billing.sync_plans()
+    finally:
+        await close_db()
+        await billing.aclose()
+    for config in billing.plan_configs:
+        price = config.price_id or f"no price id ({config.entry.price_id_env} unset)"
+        print(f"{config.code}: {config.entry.name}{' (default)' if config.is_default else ''}, {price}")
+    print(f"created {len(result.created)}, updated {len(result.updated)}, deactivated {len(result.deactivated)}")
+    return 0
+
+
 async def run_worker(settings: Settings) -> None:
-    """Run the standalone arq worker until SIGINT/SIGTERM."""
+    """Run the standalone arq worker until SIGINT/SIGTERM (the plans file is checked and synced first)."""
+    billing = build_billing(settings)
     async with (
         open_resources(settings) as resources,
         open_services(settings, resources.redis) as services,
         open_photo_pipeline(settings, services) as pipeline,
     ):
+        await billing.sync_plans()
+        await billing.aclose()
         worker = create_worker(settings, resources, services, pipeline)
         try:
             await worker.async_run()
@@ -181,16 +209,17 @@ async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_dev(settings: Settings, *, port: int) -> None:
-    """Apply migrations, then serve web + worker in this process on 127.0.0.1 until interrupted."""
+    """Apply migrations, then serve web + worker in this process (on 127.0.0.1 unless HOST says) until interrupted."""
     if settings.is_production:
         raise ConfigError("`ava-bot dev` is for development only; unset AVA_ENV=production or use serve/worker.")
     await run_migrations(settings.effective_database_url)
     app = await create_app(settings, run_worker=True)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, DEV_HOST, port)
+    host = settings.effective_host
+    site = web.TCPSite(runner, host, port)
     await site.start()
-    print(f"Ava is running at http://{DEV_HOST}:{port}/  (health: http://{DEV_HOST}:{port}/health)", flush=True)
+    print(f"Ava is running at http://{host}:{port}/  (health: http://{host}:{port}/health)", flush=True)
     polling = start_telegram_polling(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

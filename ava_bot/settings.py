@@ -10,20 +10,20 @@ MODERATION_DISABLED=true lets production run on the rules alone, and that is log
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ava_bot.errors import MissingSettingsError
+from ava_bot.secret_key import load_or_create_secret, secret_key_problem
 from core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-#: Used only in development when SECRET_KEY is unset; production refuses to start without a real one.
-DEV_SECRET_KEY = "ava-development-only-insecure-secret-key"  # noqa: S105 - documented dev fallback
 DEV_DATABASE_URL = "sqlite://./data/ava.sqlite3"
 
 
@@ -36,8 +36,13 @@ class Settings(BaseSettings):
     ava_env: Literal["development", "production"] = "development"
     public_base_url: str | None = None
     secret_key: SecretStr | None = None
-    host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on all interfaces
+    #: Development only: where the generated SECRET_KEY is kept when none is set (created once, mode 0600).
+    secret_key_file: Path = Path("data/secret_key")
+    #: Interface to listen on; unset: all interfaces in production (containers), loopback in development.
+    host: str | None = None
     port: int = 8080
+    #: Direct peers whose X-Forwarded-For is believed (comma-separated addresses or networks): the TLS proxy.
+    trusted_proxies: str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
     log_level: str = "INFO"
 
     database_url: str | None = None
@@ -115,10 +120,29 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=2.0, gt=0)
     activity_interval_seconds: float = Field(default=4.0, gt=0)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # ValueError: pydantic reports the bad entry
+        return value
+
     @property
     def is_production(self) -> bool:
         """True when running with production rules (no embedded fallbacks)."""
         return self.ava_env == "production"
+
+    @property
+    def effective_host(self) -> str:
+        """Where the web process listens: HOST, else all interfaces in production and loopback in development."""
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.is_production else "127.0.0.1"  # noqa: S104 - production runs in a container
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """TRUSTED_PROXIES as networks."""
+        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def moderation_configured(self) -> bool:
@@ -138,6 +162,7 @@ class Settings(BaseSettings):
             "REPLICATE_API_TOKEN": self.replicate_api_token,
             "STRIPE_SECRET_KEY": self.stripe_secret_key,
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "STRIPE_PRICE_ID": self.stripe_price_id,
             "C2PA_CERT_CHAIN": self.c2pa_cert_chain,
             "C2PA_PRIVATE_KEY": self.c2pa_private_key,
         }
@@ -161,8 +186,11 @@ class Settings(BaseSettings):
             missing = self.missing_production_settings()
             if missing:
                 raise MissingSettingsError(missing)
-        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters long.")
+        if self.secret_key is not None:
+            problem = secret_key_problem(self.secret_key.get_secret_value())
+            # Development accepts any long enough key (a developer's own); production a random-looking one only.
+            if problem and (self.is_production or len(self.secret_key.get_secret_value()) < 32):
+                raise ConfigError(problem)
         if not self.moderation_disabled and _is_unset(self.moderation_base_url) != _is_unset(self.moderation_api_key):
             raise ConfigError(
                 "MODERATION_BASE_URL and MODERATION_API_KEY must be set together "
@@ -175,7 +203,7 @@ class Settings(BaseSettings):
             return []
         notes = []
         if self.secret_key is None:
-            notes.append("SECRET_KEY unset: using an insecure embedded development key")
+            notes.append(f"SECRET_KEY unset: using the generated development key kept in {self.secret_key_file}")
         if self.database_url is None:
             notes.append(f"DATABASE_URL unset: using SQLite at {DEV_DATABASE_URL}")
         if self.redis_url is None:
@@ -187,7 +215,10 @@ class Settings(BaseSettings):
         if self.replicate_api_token is None:
             notes.append("REPLICATE_API_TOKEN unset: using the offline placeholder image provider")
         if self.stripe_secret_key is None:
-            notes.append("STRIPE_SECRET_KEY unset: billing disabled, every user may chat (development)")
+            notes.append(
+                "STRIPE_SECRET_KEY unset: no payments; the subscribe page offers a labelled development "
+                "activation without payment"
+            )
         if not self.moderation_disabled and not self.moderation_configured:
             notes.append(
                 "MODERATION_BASE_URL/MODERATION_API_KEY unset: no moderation layer, the rules alone check prompts"
@@ -209,12 +240,12 @@ class Settings(BaseSettings):
 
     @property
     def effective_secret_key(self) -> str:
-        """The secret key, or the embedded development key (never in production: `check` refuses)."""
+        """The secret key, or in development the generated one in SECRET_KEY_FILE (created on first use)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         if self.is_production:
             raise MissingSettingsError(["SECRET_KEY"])
-        return DEV_SECRET_KEY
+        return load_or_create_secret(self.secret_key_file)
 
     @property
     def effective_database_url(self) -> str:

@@ -2,8 +2,9 @@
 
 `create_app` (aiohttp `cleanup_ctx`) and the worker (arq `ctx`) open the same resources and build the same
 services through these functions, so web and worker are always wired identically. Development without API
-keys gets clearly named offline implementations (demo LLM, placeholder images, allow-all entitlements);
-production refuses to build those.
+keys gets clearly named offline implementations (demo LLM, placeholder images); production refuses to build
+those. Entitlements are the billing ones everywhere (development users subscribe through the subscribe page's
+development activation or `ava-bot grant`).
 
 The photo path in one walk: the engine records a `Photo` through `imaging.service.PhotoService` (the core's
 `PhotoRequests` port) -> the worker's `generate_photo` job runs `imaging.pipeline.PhotoPipeline` -> the
@@ -15,7 +16,8 @@ pipeline's terminal transition calls `TurnRunner.record_photo_event` in its tran
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +29,30 @@ from pydantic import SecretStr
 from telegram.error import TelegramError
 
 from ava_bot.db import close_db, init_db
+from ava_bot.erasure import CancelSubscription, Eraser
+from ava_bot.errors import MissingSettingsError
 from ava_bot.queueing import DrainQueue
+from ava_bot.ratelimits import RedisRateLimiter
 from ava_bot.redis import create_redis
 from ava_bot.settings import Settings
-from billing.entitlements import DevelopmentEntitlements
+from billing.entitlements import BillingEntitlements
+from billing.plans import DEFAULT_PLANS_PATH, load_plans, missing_price_ids
+from billing.service import BillingService, PhotosLeft
+from billing.stripe_api import StripeApi
 from channels.telegram import TELEGRAM, TelegramChannel, build_bot
 from channels.web import WebChannel
 from channels.whatsapp import WHATSAPP, WhatsAppChannel, build_whatsapp, graph_session
 from core.delivery import Deliverer, DeliveryConfig, record_platform_status
 from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
-from core.inbox import Inbox
+from core.inbox import InboundLimit, Inbox
 from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
-from core.ports import Channel, Entitlements, LLMProvider, Moderation
+from core.ports import Channel, Entitlements, LLMProvider, Moderation, QuotaVerdict, RateLimiter
+from core.quota import photo_key
 from core.safety import SafetyChecker
 from core.turns import RunnerConfig, TurnRunner
 from imaging.certs import create_dev_certificates
+from imaging.models import Photo
 from imaging.moderation import DEFAULT_LLAMA_GUARD_MODEL, DEFAULT_OPENAI_MODEL, LlamaGuardModeration, OpenAIModeration
 from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
@@ -114,6 +124,10 @@ class Services:
     channels: dict[str, Channel]
     #: Both safety layers (the rules, and the moderation model when configured) for every text entering.
     safety: SafetyChecker
+    #: Rate limits shared by every replica (Redis at REDIS_URL; in memory for the single-process `dev`).
+    limiter: RateLimiter
+    #: Subscriptions and quotas (the engine's paywall, the photo pipeline's charges, the web chat's 402).
+    entitlements: Entitlements
 
 
 def build_llm(settings: Settings) -> LLMProvider:
@@ -131,15 +145,56 @@ def build_llm(settings: Settings) -> LLMProvider:
 
 
 def build_entitlements(settings: Settings) -> Entitlements:
-    """The entitlement gate. Only the development gate exists until Stripe billing lands."""
+    """Subscriptions and quotas from the database, in every environment (there is no allow-all gate)."""
+    return BillingEntitlements()
+
+
+def plans_path(settings: Settings) -> Path:
+    """PLANS_FILE; in development, when it does not exist, the repository's plans.toml (said in the log)."""
+    if settings.plans_file.exists() or settings.is_production:
+        return settings.plans_file
+    logger.warning("development fallback: PLANS_FILE %s not found, using %s", settings.plans_file, DEFAULT_PLANS_PATH)
+    return DEFAULT_PLANS_PATH
+
+
+def build_billing(
+    settings: Settings, *, environ: Mapping[str, str] | None = None, photos_left: PhotosLeft | None = None
+) -> BillingService:
+    """Plans (the plans file, price ids from the environment) and Stripe; raises `ConfigError` on a bad plans file.
+
+    The default plan's price id is STRIPE_PRICE_ID (from Settings); other plans name their variable, read from
+    `environ` (default: the process environment). Production refuses to build without STRIPE_SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET, or a price id for every plan; development without a key has no Stripe (the subscribe
+    page offers a labelled development activation).
+    """
+    env: dict[str, str | None] = dict(os.environ if environ is None else environ)
+    env["STRIPE_PRICE_ID"] = settings.stripe_price_id
+    plans = load_plans(plans_path(settings), env)
+    key = settings.stripe_secret_key.get_secret_value().strip() if settings.stripe_secret_key else ""
     if settings.is_production:
-        raise ConfigError("billing (the Stripe entitlement gate) is not implemented yet: production cannot start")
-    return DevelopmentEntitlements()
+        webhook_secret = settings.stripe_webhook_secret
+        missing = [] if key else ["STRIPE_SECRET_KEY"]
+        if webhook_secret is None or not webhook_secret.get_secret_value().strip():
+            missing.append("STRIPE_WEBHOOK_SECRET")
+        missing += missing_price_ids(plans)
+        if missing:
+            raise MissingSettingsError(missing)
+    stripe_api = StripeApi(key, api_base=settings.stripe_api_base) if key else None
+    if stripe_api is not None and settings.stripe_webhook_secret is None:
+        logger.warning("STRIPE_WEBHOOK_SECRET unset: /billing/webhook is off, subscriptions will not activate")
+    return BillingService(
+        plans=plans, stripe_api=stripe_api, production=settings.is_production, photos_left=photos_left
+    )
 
 
 def build_links(settings: Settings) -> PortalLinks:
-    """Signed portal links."""
-    return PortalLinks(settings.effective_secret_key, settings.effective_public_base_url)
+    """Portal links: placeholders for the engine, signed with SECRET_KEY when a message leaves."""
+    return PortalLinks(
+        settings.effective_secret_key,
+        settings.effective_public_base_url,
+        photo_link_ttl=settings.photo_link_ttl_seconds,
+        sign_in_ttl=settings.sign_in_link_ttl_seconds,
+    )
 
 
 def build_channels(settings: Settings, redis: ArqRedis) -> list[Channel]:
@@ -197,17 +252,21 @@ def build_services(
     photos = PhotoService(redis)
     model = llm or build_llm(settings)
     moderation = moderation or build_moderation(settings)
+    entitlements = entitlements or build_entitlements(settings)
+    limiter = RedisRateLimiter.from_url(settings.redis_url)
     engine = ConversationEngine(
         llm=model,
         photos=photos,
-        entitlements=entitlements or build_entitlements(settings),
+        entitlements=entitlements,
         links=links,
         safety=check_field,
         moderation=moderation,
         config=EngineConfig(
             free_regenerations=settings.setup_free_regenerations,
             terms_url=f"{settings.effective_public_base_url}/terms",
+            photo_requests_per_hour=settings.photo_requests_per_user_per_hour,
         ),
+        rate_limiter=limiter,
     )
     adapters = {channel.name: channel for channel in (channels or build_channels(settings, redis))}
     queue = DrainQueue(redis)
@@ -231,7 +290,7 @@ def build_services(
         settings=settings,
         redis=redis,
         links=links,
-        inbox=Inbox(queue),
+        inbox=Inbox(queue, limiter=limiter, limit=InboundLimit(per_window=settings.inbound_per_user_per_minute)),
         engine=engine,
         runner=runner,
         queue=queue,
@@ -239,6 +298,8 @@ def build_services(
         llm=model,
         channels=adapters,
         safety=SafetyChecker(check_field, moderation),
+        limiter=limiter,
+        entitlements=entitlements,
     )
 
 
@@ -276,6 +337,13 @@ def build_store(settings: Settings) -> LocalPhotoStore:
 def build_originals(settings: Settings) -> LocalPhotoStore:
     """The private store of references' unwatermarked originals: apart from the served copies, never served."""
     return LocalPhotoStore(settings.media_dir / "originals")
+
+
+def build_eraser(settings: Settings, *, cancel_subscription: CancelSubscription | None = None) -> Eraser:
+    """Account erasure over this deployment's photo stores; `cancel_subscription` cancels Stripe at once."""
+    return Eraser(
+        store=build_store(settings), originals=build_originals(settings), cancel_subscription=cancel_subscription
+    )
 
 
 def build_provider(settings: Settings) -> ImageProvider:
@@ -340,8 +408,19 @@ def build_moderation(settings: Settings) -> Moderation | None:
 async def open_photo_pipeline(
     settings: Settings, services: Services, *, provider: ImageProvider | None = None
 ) -> AsyncIterator[PhotoPipeline]:
-    """The photo pipeline of a worker process, with its HTTP client closed on exit."""
+    """The photo pipeline of a worker process, with its HTTP client closed on exit.
+
+    Photos are charged to their user's photo quota when their job starts, and refunded when they end blocked or
+    failed (the pipeline calls these hooks; imaging does not know billing)."""
     chosen = provider or build_provider(settings)
+    entitlements = services.entitlements
+
+    async def charge_photo(photo: Photo) -> QuotaVerdict:
+        return await entitlements.charge(photo.user_id, "photo", photo_key(photo.id))
+
+    async def refund_photo(photo: Photo) -> bool:
+        return await entitlements.refund(photo_key(photo.id))
+
     async with httpx.AsyncClient(follow_redirects=False) as http:
         yield PhotoPipeline(
             provider=chosen,
@@ -356,6 +435,8 @@ async def open_photo_pipeline(
             backoff_seconds=settings.photo_backoff_seconds,
             safety=services.safety,
             originals=build_originals(settings),
+            charge=charge_photo,
+            refund=refund_photo,
         )
         close = getattr(chosen, "aclose", None)
         if close is not None:

@@ -23,12 +23,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from channels.web_events import EventHub, Listener, StreamSlots, activity_payload, events_channel
+from channels.web_events import activity_of as activity_of  # re-exported: the pub/sub protocol lives there
 from core.errors import DeliveryError
 from core.inbox import MAX_TEXT_CHARS, Inbox
 from core.messages import ChatRef, InboundMessage, Reply
@@ -55,7 +57,9 @@ WEB_CAPABILITIES = ChannelCapabilities(
 MAX_CHOICE_CHARS = 128
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _BATCH = 100
-_ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
+#: Largest id a resume point may name (message ids are PostgreSQL bigints).
+MAX_EVENT_ID = 2**63 - 1
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 #: The signed-in user of a request, or None (the portal's session lookup).
 SessionUser = Callable[[web.Request], Awaitable[User | None]]
@@ -63,35 +67,13 @@ SessionUser = Callable[[web.Request], Awaitable[User | None]]
 CsrfCheck = Callable[[web.Request, Mapping[str, Any]], Awaitable[None]]
 #: The JSON shape of one outbound row as the chat page's script shows it.
 MessageView = Callable[[Message], Mapping[str, Any]]
+#: The paywall of a posted (user, text, choice): None lets it in, a JSON body refuses it with 402 (nothing stored).
+ChatGate = Callable[[User, str | None, str | None], Awaitable[dict[str, Any] | None]]
 
 
 def web_ref(user_id: int) -> ChatRef:
     """Where a web user's replies go: on the web the chat id is the user id."""
     return ChatRef(WEB, str(user_id))
-
-
-def events_channel(chat_id: str) -> str:
-    """The Redis pub/sub channel poked when a web chat has new outbound rows (or Ava shows an activity)."""
-    return f"ava:web:{chat_id}"
-
-
-def activity_payload(kind: ActivityKind) -> str:
-    """The pub/sub text announcing an activity (a row poke is anything else, e.g. "1")."""
-    return json.dumps({"activity": kind}, separators=(",", ":"))
-
-
-def activity_of(data: object) -> ActivityKind | None:
-    """The activity a pub/sub message announces, or None for a plain poke."""
-    if isinstance(data, bytes):
-        data = data.decode(errors="replace")
-    if not isinstance(data, str) or not data.startswith("{"):
-        return None
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    kind = value.get("activity") if isinstance(value, dict) else None
-    return cast(ActivityKind, kind) if kind in _ACTIVITY_KINDS else None
 
 
 class WebChannel:
@@ -135,10 +117,22 @@ class WebChat:
     session_user: SessionUser
     require_csrf: CsrfCheck
     message_view: MessageView
+    #: The paywall of posted messages (None: every message is let in).
+    gate: ChatGate | None = None
     #: Seconds between keepalive comments (and safety re-reads) on event streams.
     keepalive: float = 15.0
     #: Set when the application shuts down, so long-lived event streams end promptly.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Live event streams one user may hold across every replica (CHAT_STREAMS_PER_USER).
+    streams_per_user: int = 5
+    #: This process's one pub/sub connection, fanned out to its event streams.
+    hub: EventHub = field(init=False)
+    #: The per-user stream cap in Redis; a slot lives four keepalives unless its stream refreshes it.
+    slots: StreamSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hub = EventHub(self.redis)
+        self.slots = StreamSlots(self.redis, limit=self.streams_per_user, ttl=4 * self.keepalive)
 
 
 WEB_CHAT = web.AppKey("ava_web_chat", WebChat)
@@ -153,10 +147,14 @@ def setup_web_chat(
     require_csrf: CsrfCheck,
     message_view: MessageView,
     keepalive: float = 15.0,
+    gate: ChatGate | None = None,
+    streams_per_user: int = 5,
 ) -> None:
     """Register `POST /chat/messages` and `GET /chat/events` on `app`.
 
     `inbox` and `redis` may be zero-argument callables when they are opened later, in a `cleanup_ctx`.
+    `streams_per_user` caps a user's live event streams across replicas (more are refused with 429).
+    `gate` refuses (402) posts that would reach the model without an entitlement or past the daily quota.
     """
     deps = WebChat(
         inbox=(lambda: inbox) if isinstance(inbox, Inbox) else inbox,
@@ -165,11 +163,14 @@ def setup_web_chat(
         require_csrf=require_csrf,
         message_view=message_view,
         keepalive=keepalive,
+        gate=gate,
+        streams_per_user=streams_per_user,
     )
     app[WEB_CHAT] = deps
 
     async def end_streams(app: web.Application) -> None:
         deps.closing.set()  # event streams notice within a second and finish
+        await deps.hub.close()
 
     app.on_shutdown.append(end_streams)
     app.router.add_post("/chat/messages", post_message)
@@ -205,7 +206,8 @@ def _optional_str(body: Mapping[str, Any], name: str) -> str | None:
 async def post_message(request: web.Request) -> web.StreamResponse:
     """Store a typed text or pressed choice and schedule the turn: 202 `{"message_id", "duplicate"}`.
 
-    A plain HTML form post (no script) is answered with a redirect back to the chat instead.
+    A plain HTML form post (no script) is answered with a redirect back to the chat instead. A message the gate
+    refuses (no subscription, today's messages used up) is answered 402 with the gate's JSON and NOT stored.
     """
     deps = request.app[WEB_CHAT]
     user = await deps.session_user(request)
@@ -224,6 +226,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         return _json_error(400, "Unknown choice.")
     if not _CLIENT_ID.fullmatch(client_id):
         return _json_error(400, "client_id must be 8-64 letters, digits, '-' or '_'.")
+    if deps.gate is not None and (refusal := await deps.gate(user, text, choice)) is not None:
+        return web.json_response(refusal, status=402)
     # Message ids are unique per channel, so scope the browser's id to its user.
     msg = InboundMessage(ref=web_ref(user.id), message_id=f"{user.id}:{client_id}", text=text, choice=choice)
     stored = await deps.inbox().receive(msg, user)
@@ -233,10 +237,17 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 
 def _resume_after(request: web.Request) -> int:
-    """The id after which to stream: `Last-Event-ID` (a reconnect) wins over `?after=` (the page)."""
+    """The id after which to stream: `Last-Event-ID` (a reconnect) wins over `?after=` (the page).
+
+    Anything but a message id (not digits, or past the largest id) is refused with 400, never a 500.
+    """
     for raw in (request.headers.get("Last-Event-ID"), request.query.get("after")):
-        if raw is not None and raw.strip().isdigit():
-            return int(raw.strip())
+        value = (raw or "").strip()
+        if not value:
+            continue
+        if not _EVENT_ID.fullmatch(value) or int(value) > MAX_EVENT_ID:
+            raise _bad_request("Last-Event-ID and ?after= must be a message id.")
+        return int(value)
     return 0
 
 
@@ -267,23 +278,62 @@ def _gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+def _retry_later() -> web.Response:
+    # A 200 that ends at once: EventSource retries after `retry` ms (an error status would stop it for good).
+    return web.Response(text="retry: 5000\n\n", content_type="text/event-stream")
+
+
 async def chat_events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: this user's new outbound web messages and Ava's activity, resumable by `Last-Event-ID`."""
+    """Server-Sent Events: this user's new outbound web messages and Ava's activity, resumable by `Last-Event-ID`.
+
+    A user holds at most `streams_per_user` live streams across every replica: one more is refused with 429 (the
+    new one, so open tabs are never kicked out). Without Redis the answer is a 200 asking the browser to retry.
+    """
     deps = request.app[WEB_CHAT]
     user = await deps.session_user(request)
     if user is None:
         return _json_error(401, "Sign in first.")
     user_id = user.id
     after = _resume_after(request)
-    pubsub = deps.redis().pubsub()
     try:
-        # Subscribe before the first read: a poke arriving in between is then queued, not lost.
-        await pubsub.subscribe(events_channel(str(user_id)))
-    except RedisError as exc:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        logger.warning("chat event stream of user %s cannot subscribe: %s", user_id, exc)
-        # A 200 that ends at once: EventSource retries after `retry` ms (an error status would stop it for good).
-        return web.Response(text="retry: 5000\n\n", content_type="text/event-stream")
+        slot = await deps.slots.acquire(user_id)
+    except (RedisError, OSError) as exc:
+        logger.warning("chat event stream of user %s cannot count its streams: %s", user_id, exc)
+        return _retry_later()
+    if slot is None:
+        refused = _json_error(429, f"Too many open chat windows (at most {deps.slots.limit}): close one, then reload.")
+        refused.headers["Retry-After"] = str(int(4 * deps.keepalive))
+        return refused
+    try:
+        try:
+            # Subscribed (and confirmed by Redis) before the first read: a poke arriving in between is not lost.
+            listener = await deps.hub.subscribe(str(user_id))
+        except (RedisError, OSError) as exc:
+            logger.warning("chat event stream of user %s cannot subscribe: %s", user_id, exc)
+            return _retry_later()
+        try:
+            return await _stream(request, deps, user_id, after, listener, slot)
+        finally:
+            await deps.hub.unsubscribe(listener)
+    finally:
+        try:
+            await deps.slots.release(user_id, slot)
+        except (RedisError, OSError) as exc:  # the slot expires on its own
+            logger.debug("stream slot of user %s not released: %s", user_id, exc)
+
+
+async def _keep_slot(deps: WebChat, user_id: int, slot: str) -> bool:
+    """Refresh the stream's slot; False when it expired meanwhile and the user's slots are full (end the stream)."""
+    try:
+        return await deps.slots.refresh(user_id, slot)
+    except (RedisError, OSError) as exc:  # Redis is away: keep streaming, the hub reconnects
+        logger.debug("stream slot of user %s not refreshed: %s", user_id, exc)
+        return True
+
+
+async def _stream(
+    request: web.Request, deps: WebChat, user_id: int, after: int, listener: Listener, slot: str
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -296,14 +346,13 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 3000\n\n")
         after = await _send_new(response, deps.message_view, user_id, after)
         loop = asyncio.get_running_loop()
-        quiet_since = loop.time()
+        quiet_since = kept_at = loop.time()
         # Short waits so a disconnect or shutdown ends the stream within about a second.
         while not deps.closing.is_set() and not _gone(request):
-            poke = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            kind = activity_of(poke.get("data")) if poke is not None else None
-            if kind is not None:
+            poked, kinds = await listener.next(1.0)
+            for kind in kinds:
                 await response.write(_activity_event(kind))
-            elif poke is not None:
+            if poked:
                 after = await _send_new(response, deps.message_view, user_id, after)
                 quiet_since = loop.time()
             # Checked after activity events too, so a stream of them cannot starve the safety re-read.
@@ -311,10 +360,11 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
                 await response.write(b": keepalive\n\n")
                 after = await _send_new(response, deps.message_view, user_id, after)
                 quiet_since = loop.time()
+            # Apart from the keepalive: a busy stream (pokes all the time) must keep its slot too.
+            if loop.time() - kept_at >= deps.keepalive:
+                kept_at = loop.time()
+                if not await _keep_slot(deps, user_id, slot):
+                    break
     except ConnectionResetError:
         logger.debug("chat event stream of user %s closed by the client", user_id)
-    except RedisError as exc:  # the browser reconnects with Last-Event-ID and resumes
-        logger.warning("chat event stream of user %s lost Redis: %s", user_id, exc)
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # drops the subscription with its connection
     return response

@@ -5,6 +5,10 @@ History only ever holds plain user/assistant texts, so replaying it is always a 
 message. No internal note is ever stored as something Ava said (the user would see it, and the model would
 learn to write it); bracketed notes the model invents anyway are removed from its answer.
 
+Photos have a quota per billing period and a per-user request rate: when no photo is left the `send_photo` tool
+is not offered, and a call the model makes anyway (or one past the rate limit) gets one line saying so and
+records no photo. The unit itself is charged when the photo's job starts (see `imaging.pipeline`).
+
 The LLM call runs with no database transaction or connection held. When the model stays unavailable after
 its client's own retries, `LLMUnavailable` propagates: the turn runner counts the attempt, retries, and after
 the last one dead-letters the message and tells the user.
@@ -20,7 +24,8 @@ from core.messages import ChatRef, TextReply
 from core.models import Avatar, Message, Mode, User
 from core.outcome import Outcome
 from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_blocked_line, photo_line
-from core.ports import ChatMessage, LLMProvider, PhotoRequests, ToolCall
+from core.ports import ChatMessage, Entitlements, LLMProvider, PhotoRequests, RateLimiter, ToolCall
+from core.quota import PHOTO_RATE_WINDOW_SECONDS, photo_rate_key, photo_rate_line, photos_used_up_line
 from core.safety import SafetyChecker, record_refusal
 
 logger = logging.getLogger(__name__)
@@ -70,10 +75,22 @@ def _scene(call: ToolCall) -> str | None:
 class ChatTurn:
     """Runs the LLM for one user message."""
 
-    def __init__(self, *, llm: LLMProvider, photos: PhotoRequests, safety: SafetyChecker) -> None:
+    def __init__(
+        self,
+        *,
+        llm: LLMProvider,
+        photos: PhotoRequests,
+        safety: SafetyChecker,
+        entitlements: Entitlements,
+        rate_limiter: RateLimiter | None = None,
+        photo_requests_per_hour: int = 30,
+    ) -> None:
         self._llm = llm
         self._photos = photos
         self._safety = safety
+        self._entitlements = entitlements
+        self._rate_limiter = rate_limiter
+        self._photo_rate = photo_requests_per_hour
 
     async def run(self, user: User, avatar: Avatar, text: str, *, message_id: int, ref: ChatRef) -> Outcome:
         """Answer `text`; in intimate mode the model may call `send_photo` (recorded by an effect at commit)."""
@@ -82,23 +99,35 @@ class ChatTurn:
             *await load_history(user.id),
             ChatMessage("user", text),
         ]
-        tools = [SEND_PHOTO_TOOL] if user.mode == Mode.INTIMATE else []
+        intimate = user.mode == Mode.INTIMATE
+        photos_left = await self._entitlements.remaining(user.id, "photo") if intimate else 0
+        tools = [SEND_PHOTO_TOOL] if intimate and photos_left != 0 else []
         result = await self._llm.complete(messages, tools=tools)  # LLMUnavailable propagates to the runner
-        scenes = [s for c in result.tool_calls if c.name == SEND_PHOTO_TOOL.name and tools and (s := _scene(c))]
+        # Outside intimate mode a photo call is ignored; in it, one the model makes without the tool is answered.
+        scenes = [s for c in result.tool_calls if c.name == SEND_PHOTO_TOOL.name and intimate and (s := _scene(c))]
         reply = strip_internal_notes(result.text or "")
         if not scenes:
             return Outcome([TextReply(reply or "…")], user_in_history=True, history_reply=0)
+        if not tools:  # no photo left this period: the model asked anyway
+            logger.info("send_photo of user %s refused: photo quota used up", user.id)
+            renews_at = await self._entitlements.renews_at(user.id, "photo")
+            return self._line(photos_used_up_line(None, renews_at))
         scene = scenes[0]  # one photo per turn bounds cost
         refusal = await self._safety.check("scene", scene)  # alone, before any prompt is composed
         if refusal is not None:
             logger.info("send_photo scene refused for user %s: %s by %s", user.id, refusal.code, refusal.layer)
-            outcome = Outcome([TextReply(photo_blocked_line())], user_in_history=True, history_reply=0)
+            outcome = self._line(photo_blocked_line())
 
             async def audit() -> None:
                 await record_refusal(user.id, refusal, channel=ref.channel)
 
             outcome.effects.append(audit)
             return outcome
+        if self._rate_limiter is not None and not await self._rate_limiter.hit(
+            photo_rate_key(user.id), self._photo_rate, PHOTO_RATE_WINDOW_SECONDS
+        ):
+            logger.info("send_photo of user %s refused: photo request rate limit", user.id)
+            return self._line(photo_rate_line())
         outcome = Outcome([TextReply(reply or photo_line(avatar))], user_in_history=True, history_reply=0)
 
         async def request_photo() -> None:
@@ -114,3 +143,8 @@ class ChatTurn:
 
         outcome.effects.append(request_photo)
         return outcome
+
+    @staticmethod
+    def _line(text: str) -> Outcome:
+        """One line instead of the model's answer (which may promise a photo that will not come)."""
+        return Outcome([TextReply(text)], user_in_history=True, history_reply=0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from core.errors import DeliveryError
-from core.messages import ChatRef, PhotoReady, reply_from_payload, reply_text, reply_to_payload
+from core.messages import ChatRef, LinkReply, PhotoReady, Reply, reply_from_payload, reply_text, reply_to_payload
 from core.models import ChannelIdentity, DeadLetter, Direction, Message, MessageStatus
 from core.outcome import Outcome
 from core.ports import Channel, Links
@@ -148,8 +148,8 @@ class Deliverer:
     def __init__(
         self, channels: Mapping[str, Channel], config: DeliveryConfig | None = None, *, links: Links | None = None
     ) -> None:
-        """`links`: photo links are signed again when sent, so a reply that waited (held, retried) never carries
-        an expired one."""
+        """`links`: links are signed only when sent (`Links.for_sending`): stored rows hold placeholders without
+        a token, and a reply that waited (held, retried) never carries an expired link."""
         self._channels = dict(channels)
         self._config = config or DeliveryConfig()
         self._links = links
@@ -186,9 +186,7 @@ class Deliverer:
             await hold_chat(ref, "outside the platform's reply window (the user has not written recently)")
             return None
         assert row.payload is not None
-        reply = reply_from_payload(row.payload)
-        if isinstance(reply, PhotoReady) and self._links is not None:
-            reply = replace(reply, url=self._links.photo_url(row.user_id, reply.photo_id))
+        reply = await self._signed(row.user_id, reply_from_payload(row.payload))
         try:
             delivery = await channel.send(ref, reply)
         except DeliveryError as exc:
@@ -211,6 +209,17 @@ class Deliverer:
             next_attempt_at=None,
         )
         return None
+
+    async def _signed(self, user_id: int, reply: Reply) -> Reply:
+        """The reply with its links minted now: the token exists only in what the platform receives."""
+        if self._links is None:
+            return reply
+        if isinstance(reply, PhotoReady):
+            placeholder = self._links.photo_url(user_id, reply.photo_id)  # also replaces an old signed link
+            return replace(reply, url=await self._links.for_sending(user_id, placeholder))
+        if isinstance(reply, LinkReply):
+            return replace(reply, url=await self._links.for_sending(user_id, reply.url))
+        return reply
 
     async def _retry_later(self, row: Message, error: str, retry_after: float | None) -> float | None:
         attempts = row.attempts + 1

@@ -5,6 +5,11 @@ user's state in memory and returns an `Outcome` whose `effects` (avatar versions
 runner commits together with the user, the replies and the inbound status in one short transaction.
 `photo_event` runs inside the transaction that finishes a photo and does no network I/O.
 
+Paid features go through the `Entitlements` port: a text for the model needs a subscription, then a unit of
+today's messages (charged under the message's key, so a retried turn charges once); `/avatar` needs a
+subscription and a unit of today's reference regenerations, as do a subscriber's regenerations in the setup
+(the first reference of the initial setup is free, and unsubscribed users keep their free regenerations).
+
 Every answer Ava gives opens a new question round (`User.question_round`); a pressed button carries its round
 (`"<round>.<data>"`), so a press on a question that has passed (an old keyboard, a reloaded page, a button
 offered before the conversation moved on) is answered with a short line and never reaches the setup flow or
@@ -24,7 +29,24 @@ from core.messages import Choice, ChoicesReply, InboundMessage, LinkReply, Photo
 from core.models import Avatar, Mode, SetupStep, User
 from core.outcome import Effect, Outcome
 from core.persona import photo_blocked_line, photo_failed_line
-from core.ports import Entitlements, Links, LLMProvider, Moderation, PhotoEvent, PhotoRequests, TextSafety
+from core.ports import (
+    Entitlements,
+    Links,
+    LLMProvider,
+    Moderation,
+    PhotoEvent,
+    PhotoRequests,
+    QuotaVerdict,
+    RateLimiter,
+    TextSafety,
+)
+from core.quota import (
+    message_key,
+    messages_used_up_line,
+    photos_used_up_line,
+    regeneration_key,
+    regenerations_used_up_line,
+)
 from core.safety import RULES_LAYER, Refusal, SafetyChecker, reason_code, record_refusal
 from core.setup import (
     FREE_TEXT_STEPS,
@@ -68,6 +90,8 @@ class EngineConfig:
 
     free_regenerations: int = 3
     terms_url: str = "/terms"
+    #: Photo requests a user may make per hour (the model's `send_photo` calls), on top of the photo quota.
+    photo_requests_per_hour: int = 30
 
 
 def stamp_choice(question_round: int, data: str) -> str:
@@ -110,14 +134,23 @@ class ConversationEngine:
         safety: TextSafety,
         moderation: Moderation | None = None,
         config: EngineConfig | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
+        """`rate_limiter` bounds photo requests per user and hour (None: only the photo quota bounds them)."""
         self._photos = photos
         self._entitlements = entitlements
         self._links = links
         self._safety = safety
         self._checker = SafetyChecker(safety, moderation)
         self._config = config or EngineConfig()
-        self._chat = ChatTurn(llm=llm, photos=photos, safety=self._checker)
+        self._chat = ChatTurn(
+            llm=llm,
+            photos=photos,
+            safety=self._checker,
+            entitlements=entitlements,
+            rate_limiter=rate_limiter,
+            photo_requests_per_hour=self._config.photo_requests_per_hour,
+        )
 
     async def handle(self, user: User, msg: InboundMessage, *, message_id: int) -> Outcome:
         """Answer one inbound message of `user` (the caller commits the outcome)."""
@@ -147,6 +180,12 @@ class ConversationEngine:
             return Outcome([TextReply(PASSED_LINE)])  # a button of a finished setup: never text for the LLM
         if not await self._entitlements.may_chat(user.id):
             return Outcome([self._paywall(user)])
+        # Charged before the model runs, under the message's key: a retried or recomputed turn charges once.
+        verdict = await self._entitlements.charge(user.id, "message", message_key(message_id))
+        if not verdict.allowed:
+            if verdict.reason == "subscription":  # the subscription ended a moment ago
+                return Outcome([self._paywall(user)])
+            return Outcome([TextReply(messages_used_up_line(verdict))])
         avatar = await current_avatar(user)
         if avatar is None:  # defensive: DONE always has an approved avatar
             user.setup_step = SetupStep.GENDER
@@ -281,6 +320,12 @@ class ConversationEngine:
         avatar = await current_avatar(user)
         if user.setup_step != SetupStep.DONE or avatar is None:
             return Outcome([TextReply("Let's finish setting me up first."), await self._current_question(user)])
+        # A new look ends with a new reference photo, which costs money: subscribers only, within their daily cap.
+        if not await self._entitled(user):
+            return Outcome([self._paywall(user)])
+        if await self._entitlements.remaining(user.id, "regeneration") == 0:
+            renews_at = await self._entitlements.renews_at(user.id, "regeneration")
+            return Outcome([TextReply(regenerations_used_up_line(QuotaVerdict(False, "quota", renews_at=renews_at)))])
         user.editing_avatar = True
         user.setup_step = SetupStep.GENDER
         clear_draft(user)
@@ -339,6 +384,13 @@ class ConversationEngine:
             outcome = self._refused(user, bad, REFUSED_ANSWER.get(bad, unsafe.public_message))
             outcome.effects.append(audit(user.id, refusal, msg.ref.channel))
             return outcome
+        if user.editing_avatar:  # an edit's new reference is charged like a regeneration (the first look is free)
+            refused = await self._charge_regeneration(user, message_id)
+            if refused is not None:
+                user.editing_avatar, user.setup_step = False, SetupStep.DONE
+                clear_draft(user)
+                refused.replies.append(TextReply("I'll keep my current look for now 😊"))
+                return refused
         outcome = self._reference_requested(user, f"Nice to meet you, I'm {spec.name}! 💕")
 
         async def create_avatar_and_request_reference() -> None:
@@ -388,7 +440,18 @@ class ConversationEngine:
     async def _entitled(self, user: User) -> bool:
         return await self._entitlements.may_chat(user.id)
 
-    def _review_choices(self, user: User, entitled: bool) -> ChoicesReply:
+    async def _charge_regeneration(self, user: User, message_id: int) -> Outcome | None:
+        """Charge one regeneration for `message_id`; the refusal to answer when none is left today, else None."""
+        verdict = await self._entitlements.charge(user.id, "regeneration", regeneration_key(message_id))
+        if verdict.allowed:
+            return None
+        if verdict.reason == "subscription":
+            return Outcome([self._paywall(user)])
+        return Outcome([TextReply(regenerations_used_up_line(verdict))])
+
+    def _review_choices(self, user: User, entitled: bool, *, regenerate: bool = True) -> ChoicesReply:
+        if not regenerate:
+            return ChoicesReply("Do you like how I look? You can keep me like this.", (Choice("Keep ✓", REF_KEEP),))
         if entitled:
             note = "Keep me like this, or I can take a new one."
         else:
@@ -410,7 +473,15 @@ class ConversationEngine:
         if answer in (REF_AGAIN, "regenerate", "again", "no"):
             if user.setup_photo_id is None:  # the last attempt failed: retrying is free
                 return self._again(user, message_id, msg, "Let's try again!")
-            if not entitled and user.reference_regenerations >= self._config.free_regenerations:
+            if entitled:  # subscribers' regenerations count against their plan's daily cap
+                refused = await self._charge_regeneration(user, message_id)
+                if refused is not None:
+                    refused.replies.append(self._review_choices(user, entitled, regenerate=False))
+                    return refused
+                return self._again(user, message_id, msg, "Sure!")
+            if user.editing_avatar:  # the subscription ended during an edit: the free ones are for the first setup
+                return Outcome([self._paywall(user), self._review_choices(user, entitled, regenerate=False)])
+            if user.reference_regenerations >= self._config.free_regenerations:
                 return Outcome(
                     [
                         TextReply(
@@ -471,6 +542,10 @@ class ConversationEngine:
 
     async def _photo_event(self, user: User, event: PhotoEvent) -> Outcome:
         if event.kind != "reference":
+            if event.reason == "quota":  # refused when its job started: no photo left this period
+                return Outcome([TextReply(photos_used_up_line(event.limit, event.renews_at))])
+            if event.reason == "subscription":
+                return Outcome([self._paywall(user)])
             if event.status == "ready":
                 url = self._links.photo_url(user.id, event.photo_id)
                 return Outcome([PhotoReady(event.photo_id, url, "Just for you 😘", kind="photo")])

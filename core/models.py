@@ -43,6 +43,8 @@ class MessageStatus(StrEnum):
     SENT = "sent"
     #: Outbound, held until the user writes again (WhatsApp's 24-hour window closed): never lost.
     HELD = "held"
+    #: Inbound, stored but over the user's message rate limit: kept, never turned into a turn (`core.inbox`).
+    LIMITED = "limited"
 
 
 class SetupStep(StrEnum):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -74,6 +75,12 @@ class PhotoEvent:
     avatar_id: int
     #: The chat the request came from (None: unknown, use the user's last active chat).
     ref: ChatRef | None = None
+    #: Why a photo was refused before generation: its user's photo quota was used up ("quota"), or they have no
+    #: subscription any more ("subscription"); None otherwise.
+    reason: Literal["quota", "subscription"] | None = None
+    #: For a quota refusal: the quota's size and when it renews.
+    limit: int | None = None
+    renews_at: datetime | None = None
 
 
 @runtime_checkable
@@ -94,12 +101,49 @@ class PhotoRequests(Protocol):
         ...
 
 
+#: What a quota counts: photos per billing period, reference regenerations per day, messages per day.
+QuotaKind = Literal["photo", "regeneration", "message"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaVerdict:
+    """The answer to charging one unit of a quota."""
+
+    allowed: bool
+    #: Why it was refused: no entitlement ("subscription"), the quota is used up ("quota"), too many requests
+    #: in a short time ("rate"); None when allowed.
+    reason: Literal["subscription", "quota", "rate"] | None = None
+    #: The quota's size in its period (None: unknown or unlimited).
+    limit: int | None = None
+    #: When the quota starts again (the next billing period, or the next UTC midnight).
+    renews_at: datetime | None = None
+
+
 @runtime_checkable
 class Entitlements(Protocol):
-    """Answers whether a user has a paid entitlement now (billing implements it)."""
+    """Whether a user has a paid entitlement now, and their quotas (billing implements it)."""
 
     async def may_chat(self, user_id: int) -> bool:
         """True when the user may chat (and get photos) now."""
+        ...
+
+    async def charge(self, user_id: int, kind: QuotaKind, key: str) -> QuotaVerdict:
+        """Consume one unit of `kind` under `key`, atomically (concurrent charges never overspend).
+
+        Idempotent: charging a key again consumes nothing more and answers allowed.
+        """
+        ...
+
+    async def refund(self, key: str) -> bool:
+        """Give back the unit charged under `key`, once; False when there was none to give back."""
+        ...
+
+    async def remaining(self, user_id: int, kind: QuotaKind) -> int | None:
+        """Units of `kind` left in the current period (0 when not entitled); None when unlimited."""
+        ...
+
+    async def renews_at(self, user_id: int, kind: QuotaKind) -> datetime | None:
+        """When the current period of `kind` ends for the user (None: unknown or not entitled)."""
         ...
 
 
@@ -263,22 +307,30 @@ class TextSafety(Protocol):
 
 @runtime_checkable
 class Links(Protocol):
-    """Builds user-facing portal URLs (the portal implements it, signing where needed)."""
+    """Builds user-facing portal URLs (the portal implements it).
 
-    def sign_in_url(self, user_id: int) -> str:
-        """A one-time sign-in link to the portal."""
+    The URL methods answer placeholders that carry no secret (they are stored in outbound message rows);
+    `for_sending` turns one into the real signed link when the message leaves, so a token is never stored.
+    """
+
+    def sign_in_url(self, user_id: int, next: str = "/chat") -> str:
+        """A one-time sign-in link to the portal that opens `next` (a local path) afterwards."""
         ...
 
     def subscribe_url(self, user_id: int) -> str:
-        """Where the user subscribes."""
+        """A sign-in link that opens the subscribe page."""
         ...
 
     def gallery_url(self, user_id: int) -> str:
-        """The user's photo gallery."""
+        """A sign-in link that opens the user's photo gallery."""
         ...
 
     def photo_url(self, user_id: int, photo_id: int) -> str:
-        """A signed, expiring link to one photo."""
+        """An expiring link to one photo."""
+        ...
+
+    async def for_sending(self, user_id: int, url: str) -> str:
+        """`url` as it must leave in a message to `user_id` now: placeholders become freshly signed links."""
         ...
 
 

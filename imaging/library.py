@@ -51,7 +51,23 @@ class StoredPhotoLibrary:
             logger.error("photo %s is ready but its file is missing", photo_id)
             return None
 
-    async def gallery(self, owner_id: int, limit: int) -> Sequence[GalleryEntry]:
-        """`owner_id`'s ready photos, newest first, at most `limit`."""
-        rows = await Photo.filter(user_id=owner_id, status=PhotoStatus.READY).order_by("-id").limit(limit)
-        return [GalleryEntry(id=r.id, kind=str(r.kind), scene=r.scene, created_at=r.created_at) for r in rows]
+    async def gallery(self, owner_id: int, limit: int, before: int | None = None) -> Sequence[GalleryEntry]:
+        """`owner_id`'s ready photos, newest first, at most `limit`; with `before`, only those with a smaller id.
+
+        Keyset pagination on the id (index `photos(user_id, id)`): a page never repeats or skips a photo when new
+        photos arrive between page loads, and an old page costs the same as the first.
+        """
+        query = Photo.filter(user_id=owner_id, status=PhotoStatus.READY)
+        if before is not None:
+            query = query.filter(id__lt=before)
+        rows = await query.order_by("-id").limit(limit)
+        return [_entry(r) for r in rows]
+
+    async def photo(self, owner_id: int, photo_id: int) -> GalleryEntry | None:
+        """One ready photo of `owner_id` (for its page), or None when missing, not theirs or not ready."""
+        row = await Photo.get_or_none(id=photo_id, user_id=owner_id, status=PhotoStatus.READY)
+        return _entry(row) if row is not None else None
+
+
+def _entry(row: Photo) -> GalleryEntry:
+    return GalleryEntry(id=row.id, kind=str(row.kind), scene=row.scene, created_at=row.created_at)

@@ -18,6 +18,12 @@ non-terminal status) committed together with its audit row, so:
 
 While the provider works, the chat the request came from shows "uploading a photo" (`activity`).
 
+Quota: a photo (not a reference) consumes one unit of its user's photo quota when its job starts, through the
+injected `charge` hook (billing's entitlements, wired in `ava_bot`; imaging never imports billing). The charge
+is idempotent on the photo, so retries and overlapping runs consume once. Refused, the photo ends failed (no
+dead letter: nothing went wrong) and the notice says the quota is used up and when it renews. A photo that
+ends blocked or failed for good gives its unit back (`refund`) inside its terminal transition, so exactly once.
+
 Attempts are counted in the database (`Photo.attempts`), not only by arq's `job_try`, so a job re-enqueued
 after Redis lost it, or one that keeps crashing, still stops after `max_attempts`.
 """
@@ -38,7 +44,7 @@ from tortoise.transactions import in_transaction
 from core.errors import ModerationUnavailable
 from core.messages import ChatRef
 from core.models import Avatar, DeadLetter, user_ref
-from core.ports import PhotoEvent, PhotoKind, PhotoStatusName
+from core.ports import PhotoEvent, PhotoKind, PhotoStatusName, QuotaVerdict
 from core.safety import Refusal, SafetyChecker, record_refusal
 from imaging.download import download_image
 from imaging.errors import (
@@ -49,7 +55,7 @@ from imaging.errors import (
     RetryLater,
     StorageError,
 )
-from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoStatus
+from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus
 from imaging.prompt import AvatarTraits, build_prompt
 from imaging.provenance import ProvenanceSigner, sign_manifest_async
 from imaging.providers import (
@@ -73,6 +79,12 @@ DEAD_LETTER_JOB = "generate_photo"
 CONTENT_POLICY_ERROR = "content_policy"
 _ACTIVE = (PhotoStatus.QUEUED, PhotoStatus.GENERATING)
 _TERMINAL = frozenset({PhotoStatus.READY, PhotoStatus.FAILED, PhotoStatus.BLOCKED})
+#: Prefix of `Photo.error` when the photo was refused for want of quota (never generated, never dead-lettered).
+QUOTA_ERROR = "quota"
+
+#: Charges one unit of the photo's quota (idempotent per photo); refunds it.
+ChargeHook = Callable[[Photo], Awaitable[QuotaVerdict]]
+RefundHook = Callable[[Photo], Awaitable[object]]
 
 
 async def _nothing(user_id: int) -> None:
@@ -98,9 +110,12 @@ class PhotoPipeline:
         safety: SafetyChecker | None = None,
         originals: PhotoStore | None = None,
         download_timeout: float = 30.0,
+        charge: ChargeHook | None = None,
+        refund: RefundHook | None = None,
     ) -> None:
         """`safety`: both layers (default: the rules alone). `originals`: the private store of references'
-        unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy)."""
+        unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy).
+        `charge` / `refund`: the photo quota (None: photos are not counted)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._provider = provider
@@ -116,6 +131,8 @@ class PhotoPipeline:
         self._safety = safety or SafetyChecker(check_field)
         self._originals = originals
         self._download_timeout = download_timeout
+        self._charge = charge
+        self._refund = refund
 
     @property
     def max_attempts(self) -> int:
@@ -135,6 +152,11 @@ class PhotoPipeline:
         if attempt > self._max_attempts:  # crashed runs used up the attempts (see the module docstring)
             await self._fail(photo, f"gave up after {photo.attempts} attempts (jobs kept crashing)", attempt)
             return
+        if photo.kind == PhotoKindChoice.PHOTO and self._charge is not None:
+            verdict = await self._charge(photo)  # idempotent per photo: a retry or an overlapping run charges once
+            if not verdict.allowed:
+                await self._refuse(photo, verdict, attempt)
+                return
         try:
             await self._generate(photo, attempt)
         except PermanentPhotoFailure as exc:
@@ -274,6 +296,21 @@ class PhotoPipeline:
 
     # -- other endings ---------------------------------------------------------------------------------------
 
+    async def _refuse(self, photo: Photo, verdict: QuotaVerdict, attempt: int) -> None:
+        """No unit left (or no subscription any more): the photo fails at once, the user is told why."""
+        error = f"{QUOTA_ERROR}: {verdict.reason or 'refused'} (limit {verdict.limit})"
+        logger.info("photo %s of user %s refused: %s", photo.id, photo.user_id, error)
+        await self._transition(
+            photo,
+            PhotoStatus.FAILED,
+            AuditEvent.FAILED,
+            updates={"error": error, "attempts": max(attempt - 1, photo.attempts)},
+            audit={"error": error},
+            finished="failed",
+            quota=verdict,
+        )
+        await self._after_finished(photo.user_id)
+
     async def _block(self, photo: Photo, prompt: str, refusal: Refusal) -> None:
         why = f"{refusal.field} refused by {refusal.layer}: {refusal.reason or refusal.code}"
         logger.info("photo %s blocked: %s", photo.id, why)
@@ -336,6 +373,7 @@ class PhotoPipeline:
         dead_letter: tuple[dict[str, Any], str, int] | None = None,
         finished: PhotoStatusName | None = None,
         refusal: Refusal | None = None,
+        quota: QuotaVerdict | None = None,
     ) -> bool:
         """Move an active photo to `status` with its audit row (and dead letter, and for a terminal status the
         user's notice) in one transaction; False if it was no longer active (another run finished it)."""
@@ -359,10 +397,17 @@ class PhotoPipeline:
                 await DeadLetter.create(job=DEAD_LETTER_JOB, payload=payload, error=error, attempts=attempts)
             if refusal is not None:
                 await record_refusal(photo.user_id, refusal, channel=photo.chat_channel, photo_id=photo.id)
+            if status in (PhotoStatus.FAILED, PhotoStatus.BLOCKED) and quota is None:
+                await self._give_back(photo)
             if finished is not None:
-                await self._on_finished(_event(photo, finished))
+                await self._on_finished(_event(photo, finished, quota))
         photo.status = status
         return True
+
+    async def _give_back(self, photo: Photo) -> None:
+        """Refund the photo's unit (inside the terminal transition: it runs once, when the transition wins)."""
+        if photo.kind == PhotoKindChoice.PHOTO and self._refund is not None:
+            await self._refund(photo)
 
 
 def _traits(avatar: Avatar) -> AvatarTraits:
@@ -376,7 +421,7 @@ def _traits(avatar: Avatar) -> AvatarTraits:
     )
 
 
-def _event(photo: Photo, status: PhotoStatusName) -> PhotoEvent:
+def _event(photo: Photo, status: PhotoStatusName, quota: QuotaVerdict | None = None) -> PhotoEvent:
     ref = ChatRef(photo.chat_channel, photo.chat_id) if photo.chat_channel and photo.chat_id else None
     return PhotoEvent(
         user_id=photo.user_id,
@@ -385,6 +430,9 @@ def _event(photo: Photo, status: PhotoStatusName) -> PhotoEvent:
         status=status,
         avatar_id=photo.avatar_id,
         ref=ref,
+        reason="subscription" if quota is not None and quota.reason == "subscription" else "quota" if quota else None,
+        limit=quota.limit if quota is not None else None,
+        renews_at=quota.renews_at if quota is not None else None,
     )
 
 

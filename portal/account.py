@@ -1,32 +1,74 @@
-"""The account page's connected chats: connect Telegram or WhatsApp with a one-time code, unlink a chat.
+"""The account page (`GET /account`): avatar, plan, connected chats, sign out everywhere, delete my data.
 
-Connecting shows a deep link carrying a fresh code (`core.linking`): opening it and sending the prefilled
-message makes that chat talk to this account's Ava. Unlinking a chat gives it back its own, new Ava the next
-time it writes. The web identity itself cannot be unlinked here.
+* Avatar: a summary of the current avatar with its kept reference portrait (behind the 18+ interstitial like
+  every photo page) and "Edit avatar", which sends the chat command `/avatar` for the user through the core
+  `Inbox`, exactly as if typed in the web chat: the edit runs the same setup flow, safety checks and quotas.
+* Plan: the subscription from the `Billing` port (`portal.ports`): status, renewal or end date, and "Cancel at
+  period end".
+* Connected chats: connecting shows a deep link carrying a fresh code (`core.linking`): opening it and sending
+  the prefilled message makes that chat talk to this account's Ava. Unlinking a chat gives it back its own,
+  new Ava the next time it writes. The web identity itself cannot be unlinked here.
+
+Billing and the inbox exist only once the application runs, so `setup_account` takes getters for them.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from core.engine import current_avatar
+from core.inbox import Inbox
 from core.linking import create_link_code, link_token
+from core.messages import ChatRef, InboundMessage
 from core.models import ChannelIdentity, User
-from portal.chat import signed_in_user
+from portal.adult import session_confirmed
 from portal.csrf import require_csrf
 from portal.deps import portal
-from portal.pages import render
+from portal.pages import bad_request, render
+from portal.paths import parse_id, sign_in_first
+from portal.ports import Billing
+from portal.sessions import current_user
 
 routes = web.RouteTableDef()
 
 CHANNEL_NAMES = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
+#: The chat command that starts editing the avatar (`core.setup`).
+AVATAR_COMMAND = "/avatar"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountServices:
+    """What the account page needs beyond the portal's basics (getters: the clients live in `cleanup_ctx`)."""
+
+    #: The billing service; None where a deployment or test has none (the plan section then says so).
+    billing: Callable[[], Billing | None]
+    inbox: Callable[[], Inbox]
+
+
+ACCOUNT = web.AppKey("ava_account", AccountServices)
+
+
+def setup_account(app: web.Application, *, billing: Callable[[], Billing | None], inbox: Callable[[], Inbox]) -> None:
+    """Give the account page (its routes come with `portal.setup.setup_portal`) billing and the inbox."""
+    app[ACCOUNT] = AccountServices(billing=billing, inbox=inbox)
+
+
+def _services(request: web.Request) -> AccountServices | None:
+    return request.app.get(ACCOUNT)
 
 
 async def _account(request: web.Request) -> User:
-    user = await signed_in_user(request)
+    user = await current_user(request)
     if user is None:
-        raise web.HTTPSeeOther("/signin")
+        raise sign_in_first(request)
     return user
 
 
@@ -41,7 +83,7 @@ def connect_url(request: web.Request, channel: str, code: str) -> str | None:
     return None
 
 
-async def _page(request: web.Request, user: User, **extra: object) -> web.Response:
+async def _chats(request: web.Request, user: User) -> dict[str, Any]:
     deps = portal(request)
     identities = await ChannelIdentity.filter(user_id=user.id).order_by("id")
     chats = [
@@ -49,18 +91,64 @@ async def _page(request: web.Request, user: User, **extra: object) -> web.Respon
         for i in identities
     ]
     available = [
-        c
+        (c, CHANNEL_NAMES[c])
         for c in CHANNEL_NAMES
         if (c == "telegram" and deps.telegram_bot) or (c == "whatsapp" and deps.whatsapp_number)
     ]
-    context = {"chats": chats, "available": [(c, CHANNEL_NAMES[c]) for c in available], **extra}
+    return {"chats": chats, "available": available}
+
+
+async def _page(request: web.Request, user: User, **extra: object) -> web.Response:
+    services = _services(request)
+    billing = services.billing() if services is not None else None
+    context: dict[str, Any] = {
+        **await _chats(request, user),
+        "avatar": await current_avatar(user),
+        "can_edit_avatar": services is not None,
+        "show_photos": await session_confirmed(request),
+        "billing_available": billing is not None,
+        "subscription": await billing.subscription(user.id) if billing is not None else None,
+        "new_client_id": lambda: uuid.uuid4().hex,
+        **extra,
+    }
     return await render(request, "account.html", context)
 
 
 @routes.get("/account")
 async def account_page(request: web.Request) -> web.Response:
-    """Connected chats, and buttons to connect more."""
+    """Avatar, plan, connected chats and the account's actions."""
     return await _page(request, await _account(request))
+
+
+@routes.post("/account/avatar")
+async def edit_avatar(request: web.Request) -> web.Response:
+    """Send `/avatar` for the user through the inbox (as typed in the web chat), then open the chat."""
+    user = await _account(request)
+    form = await request.post()
+    await require_csrf(request, form)
+    services = _services(request)
+    if services is None:
+        raise web.HTTPNotFound()
+    client_id = form.get("client_id")
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        raise bad_request("client_id must be 8-64 letters, digits, '-' or '_'.")
+    # Same id scheme as the web chat's posts: a resubmitted form is one command, not two.
+    ref = ChatRef(portal(request).web_channel, str(user.id))
+    await services.inbox().receive(InboundMessage(ref, f"{user.id}:{client_id}", AVATAR_COMMAND), user)
+    raise web.HTTPSeeOther("/chat")
+
+
+@routes.post("/account/cancel")
+async def cancel_subscription(request: web.Request) -> web.Response:
+    """Cancel the subscription at the end of the paid period; the page then shows the end date."""
+    user = await _account(request)
+    await require_csrf(request, await request.post())
+    services = _services(request)
+    billing = services.billing() if services is not None else None
+    if billing is None:
+        raise web.HTTPNotFound()
+    await billing.cancel_at_period_end(user.id)
+    raise web.HTTPSeeOther("/account")
 
 
 @routes.post("/account/connect/{channel}")
@@ -89,10 +177,8 @@ async def unlink(request: web.Request) -> web.Response:
     user = await _account(request)
     await require_csrf(request, await request.post())
     deps = portal(request)
-    raw = request.match_info["identity_id"]
-    identity = (
-        await ChannelIdentity.get_or_none(id=int(raw), user_id=user.id) if raw.isdigit() and len(raw) < 19 else None
-    )
+    identity_id = parse_id(request.match_info["identity_id"])
+    identity = await ChannelIdentity.get_or_none(id=identity_id, user_id=user.id) if identity_id is not None else None
     if identity is None or identity.channel == deps.web_channel:
         raise web.HTTPNotFound()
     await identity.delete()

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from aiohttp_session import get_session
 
 from core.models import Direction, Message, User
-from portal.auth import current_user_id
 from portal.deps import portal
+from portal.links import local_href
 from portal.pages import render, safe_href
+from portal.sessions import current_user
 
 #: How many recent messages the chat page shows.
 HISTORY_LIMIT = 200
@@ -28,12 +28,18 @@ def message_event(row: Message, labels: Mapping[str, str] | None = None) -> dict
     """The JSON shape of one message for the page and the event stream: id, direction, text, payload.
 
     An inbound pressed choice shows the label of the button it came from when `labels` knows it. Photos point
-    at `/photos/{id}` (served to the signed-in owner), unsafe link targets are dropped.
+    at `/photos/{id}` (served to the signed-in owner); a link placeholder (a sign-in link for chat platforms,
+    minted only when sent there) is a plain link to its page, since this reader is signed in; unsafe link
+    targets are dropped.
     """
     text = row.text
     if row.direction == Direction.INBOUND and not text and row.choice:
         text = (labels or {}).get(row.choice, row.choice)
     payload = row.payload
+    link_url = payload.get("url") if payload is not None and payload.get("type") == "link" else None
+    local = local_href(link_url) if isinstance(link_url, str) else None
+    if payload is not None and local is not None:
+        payload = {**payload, "url": local}
     if payload is not None and payload.get("type") == "link" and safe_href(payload.get("url")) is None:
         payload = {"type": "text", "text": payload.get("text", "")}
     if payload is not None and payload.get("type") == "photo" and isinstance(payload.get("photo_id"), int):
@@ -51,14 +57,8 @@ def _choice_labels(payload: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 async def signed_in_user(request: web.Request) -> User | None:
-    """The signed-in user; a session of a deleted account is ended (else sign-in and chat would loop)."""
-    user_id = await current_user_id(request)
-    if user_id is None:
-        return None
-    user = await User.get_or_none(id=user_id)
-    if user is None:
-        (await get_session(request)).invalidate()
-    return user
+    """The signed-in user; a dead session (account erased, signed out everywhere) is ended and gives None."""
+    return await current_user(request)
 
 
 @routes.get("/chat")

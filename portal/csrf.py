@@ -6,7 +6,7 @@ Scheme (synchroniser token, plus a fetch-metadata check as defence in depth):
   sign-in. Pages put it in a hidden form field (`csrf_token`) and in `<meta name="csrf-token">`, from
   where the chat's script sends it as the `X-CSRF-Token` header.
 * Every POST must present the session's token (compared in constant time). A cross-site page cannot
-  read it, because the session cookie is encrypted and the pages are same-origin only.
+  read it: it lives server-side in the session (`portal.sessions`) and in same-origin pages only.
 * Browsers that send `Sec-Fetch-Site` must report `same-origin` (or `none`, a user-initiated request):
   `cross-site` and `same-site` (a sibling subdomain) are refused even with a token.
 

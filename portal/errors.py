@@ -1,4 +1,4 @@
-"""Errors of the portal: refused signed links, photos that cannot be shown."""
+"""Errors of the portal: refused signed links, photos that cannot be shown, bad page parameters, unfinished erasure."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ class LinkUsed(LinkInvalid):
 
     public_title = "Link already used"
     public_message = "This link was already used. Send /portal in the chat for a new one."
+
+
+class PageNotFound(AvaError):
+    """A portal page asked for with a malformed or out-of-range parameter (e.g. a gallery cursor)."""
+
+    http_status = 404
+    public_title = "Not found"
+    public_message = "Not found."
+
+
+class ErasureIncomplete(AvaError):
+    """Deleting an account's data failed part-way (Stripe or storage down); running it again finishes it."""
+
+    http_status = 503
+    public_title = "Not finished"
+    public_message = "Your data could not be fully deleted just now. Try again in a few minutes to finish it."

@@ -2,7 +2,8 @@
 
 Every page gets a strict Content-Security-Policy (scripts and styles only with the per-response nonce),
 `Referrer-Policy: no-referrer` (portal URLs can carry signed tokens, which must not leak to other sites),
-no framing, and `Cache-Control: no-store` (pages show private conversations).
+no framing, and `Cache-Control: no-store` (pages show private conversations). On HTTPS deployments every
+answer of the application also carries HSTS (`add_hsts`, installed by `portal.setup`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from portal.csrf import csrf_token
-from portal.deps import SESSION_USER
+from portal.sessions import current_user
+
+#: One year, subdomains included: browsers then never try plain HTTP to this host.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 async def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
     """Render `template` with the CSRF token, the nonce and whether someone is signed in."""
+    signed_in = await current_user(request) is not None  # first: a dead session is replaced before the token
     session = await get_session(request)
     nonce = secrets.token_urlsafe(16)
-    full = {"csrf_token": csrf_token(session), "nonce": nonce, "signed_in": SESSION_USER in session, **context}
+    full = {"csrf_token": csrf_token(session), "nonce": nonce, "signed_in": signed_in, **context}
     response = aiohttp_jinja2.render_template(template, request, full, status=status)
     apply_security_headers(response, nonce)
     return response
@@ -40,6 +45,11 @@ def apply_security_headers(response: web.StreamResponse, nonce: str) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cache-Control"] = "no-store"
+
+
+async def add_hsts(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: HSTS on every answer (pages, redirects, errors, photos) of an HTTPS site."""
+    response.headers["Strict-Transport-Security"] = HSTS
 
 
 def json_error(status: int, message: str) -> web.Response:

@@ -1,23 +1,32 @@
-"""`GET /photos/{photo_id}`: a finished photo's JPEG, for its owner only.
+"""A finished photo, for its owner only: `GET /photos/{id}` (the JPEG) and `GET /photos/{id}/view` (its page).
 
 Access is granted by a signed photo link (`?t=<token>`, from `PortalLinks.photo_url`, sent in chat) or by
 the owner's portal session. A tampered or expired token is 403; a photo that is someone else's, missing or
-not ready is 404 (one answer, so the route never reveals whether a photo exists). Errors are raised as
-`AvaError`s and answered by the one error middleware (an HTML page for a browser, JSON otherwise). Responses are
-never cached and never leak the URL (it carries the token) through a Referer header. The bytes come from the
-`PhotoLibrary` port (`portal.ports`), which applies the owner and readiness rules.
+not ready is 404 (one answer, so the route never reveals whether a photo exists), and so is an id that is not
+a number or is outside the 64-bit range. Before a photo is shown the 18+ interstitial applies
+(`portal.adult`): a session that has not confirmed is sent there first; for the JPEG requested with the
+owner's session (the web chat's inline photos) an account that confirmed 18+ in chat onboarding counts too.
+
+Errors are raised as `AvaError`s and answered by the one error middleware (an HTML page for a browser, JSON
+otherwise). Responses are never cached and never leak the URL (it carries the token) through a Referer header.
+Photos come from the `PhotoLibrary` port (`portal.ports`), which applies the owner and readiness rules.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from aiohttp import web
 
 from core.errors import AvaError
+from core.models import User
+from portal.adult import interstitial, require_adult, session_confirmed
 from portal.errors import PhotoNotFound, PhotoUnavailable, SignInRequired
 from portal.links import PortalLinks
+from portal.pages import render
+from portal.paths import parse_id, sign_in_first
 from portal.ports import PhotoLibrary
 
 logger = logging.getLogger(__name__)
@@ -32,24 +41,38 @@ PRIVATE_HEADERS = {
 }
 
 
+def _photo_id(request: web.Request) -> int:
+    raw = request.match_info["photo_id"]
+    photo_id = parse_id(raw)
+    if photo_id is None:
+        raise PhotoNotFound(f"not a photo id: {raw[:40]!r}")
+    return photo_id
+
+
+async def _account_confirmed(user_id: int) -> bool:
+    """Whether the user confirmed 18+ in the chat's onboarding."""
+    return await User.filter(id=user_id, adult_confirmed_at__isnull=False).exists()
+
+
 def setup_photo_routes(
     app: web.Application, *, links: PortalLinks, library: PhotoLibrary, session_user: SessionUser
 ) -> None:
-    """Register `GET /photos/{photo_id}` on `app`."""
+    """Register `GET /photos/{photo_id}` (the JPEG; `?download=1` as an attachment) and its page."""
 
     async def photo(request: web.Request) -> web.StreamResponse:
-        try:
-            photo_id = int(request.match_info["photo_id"])
-        except ValueError:
-            raise PhotoNotFound(f"not a photo id: {request.match_info['photo_id'][:40]!r}") from None
+        photo_id = _photo_id(request)
         token = request.query.get("t")
         viewer: int | None
         if token:
-            viewer = links.verify_photo(token, photo_id)  # LinkInvalid / LinkExpired: 403 by the middleware
+            # LinkInvalid / LinkExpired (tampered, old, or the user signed out everywhere or was erased): 403.
+            viewer = await links.photo_viewer(token, photo_id)
+            await require_adult(request)
         else:
             viewer = await session_user(request)
             if viewer is None:
                 raise SignInRequired(f"photo {photo_id} asked for without a session")
+            if not await session_confirmed(request) and not await _account_confirmed(viewer):
+                raise interstitial(request)
         try:
             data = await library.photo_bytes(viewer, photo_id)
         except AvaError as exc:  # the library's storage failed
@@ -57,10 +80,36 @@ def setup_photo_routes(
             raise PhotoUnavailable(f"photo {photo_id}: {type(exc).__name__}") from exc
         if data is None:
             raise PhotoNotFound(f"photo {photo_id} not found for this viewer")
+        disposition = "attachment" if request.query.get("download") == "1" else "inline"
         return web.Response(
             body=data,
             content_type="image/jpeg",
-            headers={**PRIVATE_HEADERS, "Content-Disposition": f'inline; filename="ava-photo-{photo_id}.jpg"'},
+            headers={**PRIVATE_HEADERS, "Content-Disposition": f'{disposition}; filename="ava-photo-{photo_id}.jpg"'},
         )
 
+    async def photo_page(request: web.Request) -> web.StreamResponse:
+        """The photo with its date and Ava's caption, a download link and the way back to the gallery."""
+        photo_id = _photo_id(request)
+        token = request.query.get("t")
+        session_viewer = await session_user(request)
+        if token:
+            viewer = await links.photo_viewer(token, photo_id)
+        elif session_viewer is None:
+            raise sign_in_first(request)
+        else:
+            viewer = session_viewer
+        await require_adult(request)
+        entry = await library.photo(viewer, photo_id)
+        if entry is None:
+            raise PhotoNotFound(f"photo page {photo_id} not found for this viewer")
+        src = f"/photos/{photo_id}" + (f"?t={quote(token, safe='')}" if token else "")
+        context = {
+            "photo": entry,
+            "src": src,
+            "download": src + ("&" if token else "?") + "download=1",
+            "owner_session": session_viewer == viewer,
+        }
+        return await render(request, "photo.html", context)
+
     app.router.add_get("/photos/{photo_id}", photo)
+    app.router.add_get("/photos/{photo_id}/view", photo_page)

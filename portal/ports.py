@@ -47,8 +47,12 @@ class PhotoLibrary(Protocol):
         """
         ...
 
-    async def gallery(self, owner_id: int, limit: int) -> Sequence[GalleryPhoto]:
-        """`owner_id`'s ready photos, newest first, at most `limit`."""
+    async def gallery(self, owner_id: int, limit: int, before: int | None = None) -> Sequence[GalleryPhoto]:
+        """`owner_id`'s ready photos, newest first, at most `limit`; with `before`, only photos with a smaller id."""
+        ...
+
+    async def photo(self, owner_id: int, photo_id: int) -> GalleryPhoto | None:
+        """One ready photo of `owner_id` (date and caption for its page); None when missing, not theirs or not ready."""
         ...
 
 

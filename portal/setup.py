@@ -1,36 +1,40 @@
-"""Install the portal on an aiohttp application: sessions, templates, services and routes."""
+"""Install the portal on an aiohttp application: sessions, templates, services, security headers and routes."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis.asyncio import Redis
 
+from core.ports import RateLimiter
 from portal import account, auth, chat
+from portal.auth import AUTH, AuthServices
 from portal.deps import PORTAL, Portal
 from portal.links import PortalLinks
-
-#: Sessions end this long after sign-in.
-SESSION_MAX_AGE = 30 * 24 * 3600
-
-
-def session_key(secret_key: str) -> bytes:
-    """The 32-byte cookie-encryption key, derived from `secret_key` for this purpose only (HKDF-SHA256)."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ava portal session cookie v1")
-    return hkdf.derive(secret_key.encode())
+from portal.pages import add_hsts
+from portal.passwords import Passwords
+from portal.sessions import DEFAULT_MAX_AGE, SESSION_POLICY, RedisSessionStorage, SessionPolicy
+from portal.throttle import DEFAULT_TRUSTED_PROXIES, IPNetwork, SignInGuard, SignInLimits
 
 
 def setup_portal(
     app: web.Application,
     *,
-    secret_key: str,
     links: PortalLinks,
     web_channel: str,
     secure_cookies: bool,
+    redis: Callable[[], Redis],
+    limiter: Callable[[], RateLimiter] | None = None,
+    limits: SignInLimits | None = None,
+    trusted_proxies: Sequence[IPNetwork] = DEFAULT_TRUSTED_PROXIES,
+    password_hash_concurrency: int = 2,
+    passwords: Passwords | None = None,
+    session_max_age: int = DEFAULT_MAX_AGE,
+    hsts: bool = False,
     telegram_bot: str | None = None,
     whatsapp_number: str | None = None,
 ) -> None:
@@ -38,23 +42,28 @@ def setup_portal(
 
     `web_channel` is the web chat adapter's channel name: web accounts get an identity on it and the chat
     page shows its messages. Posting and the event stream are the adapter's routes (`ava_bot.app` adds them).
-    With `secure_cookies` the session cookie is `Secure` and `__Host-` prefixed (HTTPS deployments).
+    `redis` gives the application's Redis client once it runs (sessions live there: the in-process fakeredis
+    in `dev`). `limiter` gives the shared rate limiter (None: sign-in is not limited). With `secure_cookies`
+    the session cookie is `Secure` and `__Host-` prefixed, with `hsts` every answer carries
+    Strict-Transport-Security (HTTPS deployments).
     """
-    if not secret_key:
-        raise ValueError("secret_key must not be empty")
-    storage = EncryptedCookieStorage(
-        session_key(secret_key),
+    storage = RedisSessionStorage(
+        redis,
         cookie_name="__Host-ava_session" if secure_cookies else "ava_session",
-        max_age=SESSION_MAX_AGE,
         secure=secure_cookies,
-        httponly=True,
-        samesite="Lax",
     )
     aiohttp_session.setup(app, storage)
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
+    app[SESSION_POLICY] = SessionPolicy(max_age=session_max_age)
+    app[AUTH] = AuthServices(
+        passwords=passwords or Passwords(concurrency=password_hash_concurrency),
+        guard=SignInGuard(limiter, limits, trusted_proxies=trusted_proxies),
+    )
     app[PORTAL] = Portal(
         links=links, web_channel=web_channel, telegram_bot=telegram_bot, whatsapp_number=whatsapp_number
     )
+    if hsts:
+        app.on_response_prepare.append(add_hsts)
     app.router.add_routes(auth.routes)
     app.router.add_routes(chat.routes)
     app.router.add_routes(account.routes)

@@ -112,6 +112,7 @@ def make_settings(tmp_path: Path, dev_certs: DevCertificates) -> Iterator[Any]:
 
     def build(**values: Any) -> Settings:
         values.setdefault("media_dir", tmp_path / "media")
+        values.setdefault("secret_key_file", tmp_path / "secret_key")  # never the developer's data/secret_key
         values.setdefault("c2pa_cert_chain", dev_certs.chain)
         values.setdefault("c2pa_private_key", dev_certs.signer_key)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

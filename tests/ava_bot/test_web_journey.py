@@ -37,11 +37,13 @@ class Browser:
         self.client, self.token, self.user_id = client, token, user_id
         self.seen = 0
 
-    async def post(self, text: str | None = None, choice: str | None = None) -> None:
+    async def post(self, text: str | None = None, choice: str | None = None, *, status: int = 202) -> dict[str, Any]:
         body: dict[str, Any] = {"client_id": uuid.uuid4().hex}
         body |= {"text": text} if text is not None else {"choice": await self.button(choice or "")}
         response = await self.client.post("/chat/messages", json=body, headers={"X-CSRF-Token": self.token})
-        assert response.status == 202, await response.text()
+        assert response.status == status, await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer
 
     async def button(self, data: str) -> str:
         """What pressing the button `data` on the page sends: the latest offered button's stamped data."""
@@ -113,9 +115,10 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
         kept = await me.replies(2)
         assert kept[1]["type"] == "link" and "subscription" in kept[1]["text"]
 
-        await me.post("hi Luna")
-        assert (await me.replies(1))[0]["type"] == "link"  # paywall line
-        gate.open = True  # what the development entitlements answer for everyone
+        refused = await me.post("hi Luna", status=402)  # the paywall: 402, and the message is not stored
+        assert refused["reason"] == "subscription" and refused["subscribe_url"] == "/subscribe"
+        assert not await Message.exists(user_id=user_id, text="hi Luna")
+        gate.open = True  # subscribed
         await me.post("/mode intimate")
         await me.replies(1)
         fake_llm.call_tool("send_photo", {"scene_description": "at a rooftop bar at night"}, text="Say cheese 📸")
@@ -126,7 +129,10 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
         made = await Photo.get(id=photo["photo_id"])
         assert made.status == PhotoStatus.READY and made.scene == "at a rooftop bar at night"
 
-        gallery = await client.get("/gallery")
+        gated = await client.get("/gallery", allow_redirects=False)
+        assert gated.headers["Location"].startswith("/adult?next=")  # the 18+ interstitial, once per session
+        adult = await page_token(client, gated.headers["Location"])
+        gallery = await client.post("/adult", data={"csrf_token": adult, "next": "/gallery"})
         assert gallery.status == 200 and f"/photos/{photo['photo_id']}" in await gallery.text()
 
         events = await client.get("/chat/events", headers={"Last-Event-ID": "0"})

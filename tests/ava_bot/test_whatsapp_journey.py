@@ -151,7 +151,8 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
         assert reference.kind == "cta_url" and "/photos/" in reference.content["action"]["parameters"]["url"]
         await phone.say(pressed(button_id(review, "Keep"), "Keep ✓"))
         _saved, paywall = await phone.received(2)
-        assert paywall.kind == "cta_url" and paywall.content["action"]["parameters"]["url"].endswith("/subscribe")
+        paywall_url = paywall.content["action"]["parameters"]["url"]  # a one-time sign-in link opening /subscribe
+        assert paywall.kind == "cta_url" and paywall_url.startswith("https://ava.example/portal/sign-in/")
         gate.open = True  # subscribed
         await User.filter(id=(await Message.filter(direction=Direction.INBOUND).first()).user_id).update(  # type: ignore[union-attr]
             mode=Mode.INTIMATE

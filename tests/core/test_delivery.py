@@ -17,7 +17,6 @@ from tortoise.transactions import in_transaction
 
 from ava_bot.db import close_db, init_db
 from ava_bot.wiring import Services, build_services
-from billing.entitlements import DevelopmentEntitlements
 from core.errors import DeliveryError
 from core.messages import ChatRef, ChoicesReply, InboundMessage, PhotoReady
 from core.models import (
@@ -34,6 +33,7 @@ from core.models import (
 from core.render import TextPart
 from imaging.models import Photo, PhotoStatus
 from tests.fakes.channel import RecordingChannel
+from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, running_worker
 from tests.support import ready_user as support_ready_user
@@ -64,12 +64,13 @@ def settings(make_settings: Any, fake_llm: FakeOpenAI) -> Any:
         activity_interval_seconds=0.1,
         image_provider="placeholder",
         photo_backoff_seconds=0.05,
+        inbound_per_user_per_minute=100,  # bursts of 30 here test fairness, not the inbound limit
     )
 
 
 @pytest.fixture
 def services(db: str, redis: ArqRedis, settings: Any, channel: RecordingChannel) -> Services:
-    return build_services(settings, redis, entitlements=DevelopmentEntitlements(), channels=[channel])
+    return build_services(settings, redis, entitlements=allow_all(), channels=[channel])
 
 
 async def ready_user(chat_id: str, *, mode: Mode = Mode.SECRETARY) -> User:
@@ -216,7 +217,7 @@ async def test_forty_concurrent_turns_complete_on_a_pool_of_five(
     await close_db()
     await init_db(f"{db}?maxsize=5")
     try:
-        services = build_services(settings, redis, entitlements=DevelopmentEntitlements(), channels=[channel])
+        services = build_services(settings, redis, entitlements=allow_all(), channels=[channel])
         for i in range(40):
             await ready_user(f"c{i}")
         fake_llm.slow_when("hello", 0.8)
@@ -406,7 +407,7 @@ async def test_a_reply_outside_the_platform_window_is_held_without_a_send_until_
     from tests.fakes.channel import FAKE_CAPABILITIES
 
     windowed = RecordingChannel(capabilities=dataclasses.replace(FAKE_CAPABILITIES, reply_window_seconds=1))
-    services = build_services(settings, redis, entitlements=DevelopmentEntitlements(), channels=[windowed])
+    services = build_services(settings, redis, entitlements=allow_all(), channels=[windowed])
     user = await ready_user("win")
     await services.inbox.receive(say("win", "a", "hi"))
     await services.runner.drain(user.id, whole=True)

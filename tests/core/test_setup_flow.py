@@ -15,18 +15,11 @@ from core.messages import ChatRef, InboundMessage
 from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
 from core.ports import PhotoEvent
 from imaging.models import Photo
+from tests.fakes.entitlements import Gate
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, stamped_button
 
-
-class Gate:
-    """Entitlements that tests open and close (a Protocol implementation, no base class)."""
-
-    def __init__(self, open_: bool = False) -> None:
-        self.open = open_
-
-    async def may_chat(self, user_id: int) -> bool:
-        return self.open
+__all__ = ["Gate"]  # other tests import it from here
 
 
 @pytest.fixture

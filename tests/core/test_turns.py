@@ -13,7 +13,6 @@ from arq.connections import ArqRedis
 
 from ava_bot.jobs import sweep_turns
 from ava_bot.wiring import Services, build_services
-from billing.entitlements import DevelopmentEntitlements
 from core.messages import ChatRef, InboundMessage
 from core.models import (
     DeadLetter,
@@ -24,6 +23,7 @@ from core.models import (
     User,
 )
 from core.persona import turn_failed_line
+from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, ready_user, running_worker
 
@@ -39,7 +39,7 @@ def services(db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI)
     settings = make_settings(
         llm_api_key="sk-test", llm_base_url=fake_llm.base_url, llm_timeout_seconds=10, turn_backoff_seconds=0.05
     )
-    return build_services(settings, redis, entitlements=DevelopmentEntitlements())
+    return build_services(settings, redis, entitlements=allow_all())
 
 
 def inbound(chat_id: str, message_id: str, text: str) -> InboundMessage:

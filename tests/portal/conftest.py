@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
@@ -43,10 +44,18 @@ class Portal:
 
 
 def install_portal(
-    app: web.Application, *, links: PortalLinks, inbox: Inbox, redis: Redis, keepalive: float = 15.0
+    app: web.Application,
+    *,
+    links: PortalLinks,
+    inbox: Inbox,
+    redis: Redis,
+    keepalive: float = 15.0,
+    **portal_options: Any,
 ) -> None:
-    """The portal and the web chat adapter on `app`, wired as `ava_bot.app.create_app` wires them."""
-    setup_portal(app, secret_key=SECRET, links=links, web_channel=WebChannel.name, secure_cookies=False)
+    """The portal and the web chat adapter on `app`, wired as `ava_bot.app.create_app` wires them (sessions in
+    the test Redis; `portal_options` go to `setup_portal`, e.g. a limiter)."""
+    options: dict[str, Any] = {"secure_cookies": False} | portal_options
+    setup_portal(app, links=links, web_channel=WebChannel.name, redis=lambda: redis, **options)
     setup_web_chat(
         app,
         inbox=inbox,
@@ -59,12 +68,12 @@ def install_portal(
 
 
 @asynccontextmanager
-async def serve_portal(redis: Redis) -> AsyncIterator[Portal]:
+async def serve_portal(redis: Redis, links: PortalLinks | None = None, **portal_options: Any) -> AsyncIterator[Portal]:
     """The portal installed on a bare application with the error middleware, served on a local port."""
     queue = RecordingQueue()
-    links = PortalLinks(SECRET, BASE_URL)
+    links = links or PortalLinks(SECRET, BASE_URL)
     app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
-    install_portal(app, links=links, inbox=Inbox(queue), redis=redis)
+    install_portal(app, links=links, inbox=Inbox(queue), redis=redis, **portal_options)
     server = TestServer(app)
     client: TestClient = TestClient(server)
     await client.start_server()
@@ -80,6 +89,13 @@ async def portal(db: str, redis: ArqRedis) -> AsyncIterator[Portal]:
     """The portal (and the web chat adapter) served on a local port."""
     async with serve_portal(redis) as harness:
         yield harness
+
+
+async def magic_path(links: PortalLinks, user_id: int, next: str = "/chat") -> str:
+    """The path of a real magic link for `user_id` (as the chat sends it: minted at the user's current epoch)."""
+    url = await links.for_sending(user_id, links.sign_in_url(user_id, next=next))
+    assert url.startswith(BASE_URL + "/portal/sign-in/"), url
+    return url.removeprefix(BASE_URL)
 
 
 def csrf_of(html: str) -> str:

@@ -7,12 +7,17 @@ import time
 from argon2 import PasswordHasher
 
 from core.models import ChannelIdentity, User
-from portal.auth import hash_password
 from portal.links import PortalLinks
-from tests.portal.conftest import BASE_URL, PASSWORD, SECRET, Portal, page_token, sign_up
+from portal.passwords import Passwords
+from tests.portal.conftest import BASE_URL, PASSWORD, SECRET, Portal, magic_path, page_token, sign_up
 
 #: What a browser sends when it loads a page.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+async def hash_password(password: str) -> str:
+    """An argon2id hash as the portal stores it."""
+    return await Passwords().hash(password)
 
 
 async def test_sign_up_starts_a_session_and_opens_the_chat(portal: Portal) -> None:
@@ -119,7 +124,7 @@ async def test_sign_out_ends_the_session(portal: Portal) -> None:
 async def test_magic_link_signs_in(portal: Portal) -> None:
     """A sign-in link from the chat starts a session for its user and redirects to /chat."""
     user = await User.create()
-    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    path = await magic_path(portal.links, user.id)
     response = await portal.client.get(path, allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == "/chat"
@@ -133,7 +138,7 @@ def _tampered(path: str) -> str:
 async def test_tampered_magic_link_is_forbidden(portal: Portal) -> None:
     """A tampered sign-in link opened in a browser answers a 403 error page with the security headers."""
     user = await User.create()
-    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    path = await magic_path(portal.links, user.id)
     response = await portal.client.get(_tampered(path), headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
     assert response.status == 403
     assert response.content_type == "text/html"
@@ -149,7 +154,7 @@ async def test_expired_magic_link_page_says_to_ask_for_a_new_one(portal: Portal)
     user = await User.create()
     now = time.time()
     old_links = PortalLinks(SECRET, BASE_URL, clock=lambda: now - 3600)
-    path = old_links.sign_in_url(user.id).removeprefix(BASE_URL)
+    path = old_links.signed_sign_in_url(user.id, user.auth_epoch).removeprefix(BASE_URL)
     response = await portal.client.get(path, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
     assert response.status == 403
     html = await response.text()
@@ -159,7 +164,7 @@ async def test_expired_magic_link_page_says_to_ask_for_a_new_one(portal: Portal)
 async def test_bad_magic_link_answers_json_to_a_json_client(portal: Portal) -> None:
     """The same refused sign-in link requested with `Accept: application/json` answers a JSON 403."""
     user = await User.create()
-    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    path = await magic_path(portal.links, user.id)
     response = await portal.client.get(_tampered(path), headers={"Accept": "application/json"}, allow_redirects=False)
     assert response.status == 403
     assert await response.json() == {"error": "This link is not valid."}
@@ -168,7 +173,7 @@ async def test_bad_magic_link_answers_json_to_a_json_client(portal: Portal) -> N
 async def test_magic_link_for_a_deleted_user_is_refused(portal: Portal) -> None:
     """A genuine sign-in link whose user no longer exists answers 403 and signs nobody in."""
     user = await User.create()
-    path = portal.links.sign_in_url(user.id).removeprefix("http://portal.test")
+    path = await magic_path(portal.links, user.id)
     await user.delete()
     response = await portal.client.get(path, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False)
     assert response.status == 403
@@ -211,9 +216,8 @@ async def test_pages_send_security_headers(portal: Portal) -> None:
 async def test_a_magic_link_signs_in_once_only(portal: Portal) -> None:
     """Opening a chat's sign-in link again (or a forwarded copy) is refused; each /portal link is distinct."""
     user = await User.create()
-    url = portal.links.sign_in_url(user.id)
-    assert url != portal.links.sign_in_url(user.id)  # a nonce: two links from the same second differ
-    path = url.removeprefix(BASE_URL)
+    path = await magic_path(portal.links, user.id)
+    assert path != await magic_path(portal.links, user.id)  # a nonce: two links from the same second differ
     first = await portal.client.get(path, allow_redirects=False)
     assert first.status == 303 and first.headers["Location"] == "/chat"
     portal.forget_cookies()

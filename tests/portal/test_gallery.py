@@ -1,22 +1,28 @@
-"""`GET /gallery`: the signed-in user's ready photos, newest first, from the `PhotoLibrary` port."""
+"""`GET /gallery`: the signed-in user's ready photos, newest first, 24 a page, from the `PhotoLibrary` port."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from arq.connections import ArqRedis
 
 from core.models import Avatar, User
 from imaging.library import GalleryEntry, StoredPhotoLibrary
 from imaging.models import Photo, PhotoKindChoice, PhotoStatus
 from imaging.storage import LocalPhotoStore
-from portal.gallery import setup_gallery
+from portal.adult import setup_adult
+from portal.gallery import GALLERY_PAGE, setup_gallery
 from portal.links import PortalLinks
 from portal.setup import setup_portal
-from tests.portal.conftest import BASE_URL, SECRET
+from tests.portal.conftest import BASE_URL, SECRET, page_token, sign_up
+from tests.portal.pages_env import Site, make_avatar, make_photo, serve_site
 
 
 class FakeLibrary:
@@ -24,54 +30,118 @@ class FakeLibrary:
 
     def __init__(self, photos: Sequence[GalleryEntry]) -> None:
         self.photos = photos
-        self.asked: list[tuple[int, int]] = []
+        self.asked: list[tuple[int, int, int | None]] = []
 
     async def photo_bytes(self, owner_id: int, photo_id: int) -> bytes | None:
         return None
 
-    async def gallery(self, owner_id: int, limit: int) -> Sequence[GalleryEntry]:
-        self.asked.append((owner_id, limit))
+    async def gallery(self, owner_id: int, limit: int, before: int | None = None) -> Sequence[GalleryEntry]:
+        self.asked.append((owner_id, limit, before))
         return self.photos
 
-
-async def _client(library: FakeLibrary | StoredPhotoLibrary) -> tuple[TestClient, PortalLinks]:
-    app = web.Application()
-    links = PortalLinks(SECRET, BASE_URL)
-    setup_portal(app, secret_key=SECRET, links=links, web_channel="web", secure_cookies=False)
-    setup_gallery(app, library=library)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client, links
+    async def photo(self, owner_id: int, photo_id: int) -> GalleryEntry | None:
+        return None
 
 
-async def test_gallery_lists_the_users_photos(db: str) -> None:
-    """The page shows each photo from the library with its caption, asking for the signed-in user only."""
+@pytest.fixture
+async def site(db: str, redis: ArqRedis, tmp_path: Path) -> AsyncIterator[Site]:
+    """The portal's photo pages on a local port."""
+    async with serve_site(tmp_path, redis) as running:
+        yield running
+
+
+def _shown(html: str) -> list[int]:
+    """Photo ids the page links to, in page order."""
+    return [int(m) for m in re.findall(r'href="/photos/(\d+)/view"', html)]
+
+
+async def _signed_up_and_confirmed(site: Site, email: str) -> int:
+    user_id = await sign_up(site.client, email)
+    await site.confirm_adult()
+    return user_id
+
+
+async def test_gallery_lists_what_the_library_gives_for_the_signed_in_user(db: str, redis: ArqRedis) -> None:
+    """The page shows each photo from the library with its caption, asking for the signed-in user's first page."""
     taken = datetime(2030, 5, 17, tzinfo=UTC)
     library = FakeLibrary([GalleryEntry(9, "photo", "At the beach", taken), GalleryEntry(3, "reference", None, taken)])
-    client, links = await _client(library)
-    try:
-        user = await User.create()
-        await client.get(links.sign_in_url(user.id).removeprefix(BASE_URL))
+    app = web.Application()
+    links = PortalLinks(SECRET, BASE_URL)
+    setup_portal(app, links=links, web_channel="web", secure_cookies=False, redis=lambda: redis)
+    setup_gallery(app, library=library)
+    setup_adult(app)
+    async with TestClient(TestServer(app)) as client:
+        user_id = await sign_up(client, "lib@example.com")
+        token = await page_token(client, "/adult")
+        await client.post("/adult", data={"csrf_token": token, "next": "/gallery"}, allow_redirects=False)
         html = await (await client.get("/gallery")).text()
         assert '<img src="/photos/9"' in html and "At the beach · 2030-05-17" in html
         assert '<img src="/photos/3"' in html and "Reference · 2030-05-17" in html
-        assert library.asked == [(user.id, 200)]
-    finally:
-        await client.close()
+        assert library.asked == [(user_id, GALLERY_PAGE + 1, None)]
 
 
-async def test_gallery_requires_a_session(db: str) -> None:
+async def test_gallery_requires_a_session(site: Site) -> None:
     """Without a session the gallery sends the browser to sign in."""
-    client, _ = await _client(FakeLibrary([]))
-    try:
-        response = await client.get("/gallery", allow_redirects=False)
-        assert (response.status, response.headers["Location"]) == (303, "/signin")
-    finally:
-        await client.close()
+    response = await site.client.get("/gallery", allow_redirects=False)
+    assert (response.status, unquote(response.headers["Location"])) == (303, "/signin?next=/gallery")
+
+
+async def test_gallery_pages_newest_first_with_an_older_link(site: Site) -> None:
+    """30 ready photos: the first page shows the newest 24 in order and links to the older 6; the last page has no
+    further link; photos not ready are never listed."""
+    user_id = await _signed_up_and_confirmed(site, "pages@example.com")
+    avatar = await make_avatar(user_id)
+    ready = [(await make_photo(site, avatar, f"scene {i}")).id for i in range(30)]
+    await make_photo(site, avatar, "still queued", status=PhotoStatus.QUEUED)
+    await make_photo(site, avatar, "failed", status=PhotoStatus.FAILED)
+    newest_first = sorted(ready, reverse=True)
+
+    first = await (await site.client.get("/gallery")).text()
+    assert _shown(first) == newest_first[:24]
+    older = re.search(r'href="/gallery\?before=(\d+)"', first)
+    assert older and int(older.group(1)) == newest_first[23]
+
+    second = await (await site.client.get(f"/gallery?before={older.group(1)}")).text()
+    assert _shown(second) == newest_first[24:]
+    assert "before=" not in second and 'href="/gallery"' in second  # no older page; a link to the newest
+    assert "still queued" not in first + second and "failed" not in first + second
+
+    past_the_end = await (await site.client.get(f"/gallery?before={min(ready)}")).text()
+    assert _shown(past_the_end) == [] and "No older photos." in past_the_end
+
+
+async def test_exactly_one_page_has_no_older_link(site: Site) -> None:
+    """With exactly 24 photos there is no "older photos" link."""
+    user_id = await _signed_up_and_confirmed(site, "exact@example.com")
+    avatar = await make_avatar(user_id)
+    for i in range(GALLERY_PAGE):
+        await make_photo(site, avatar, f"scene {i}")
+    html = await (await site.client.get("/gallery")).text()
+    assert len(_shown(html)) == GALLERY_PAGE and "before=" not in html
+
+
+@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "9223372036854775808", "99999999999999999999999", "%C2%B2"])
+async def test_a_bad_cursor_is_404(site: Site, cursor: str) -> None:
+    """A cursor that is not a 64-bit id is not found (never a 500)."""
+    await _signed_up_and_confirmed(site, "cursor@example.com")
+    assert (await site.client.get(f"/gallery?before={cursor}")).status == 404
+
+
+async def test_gallery_shows_only_the_users_own_photos(site: Site) -> None:
+    """User B's gallery never lists user A's photos, on any page."""
+    a = await _signed_up_and_confirmed(site, "a@example.com")
+    theirs = await make_photo(site, await make_avatar(a, "Alba"), "a's secret scene")
+    site.client.session.cookie_jar.clear()
+    b = await _signed_up_and_confirmed(site, "b@example.com")
+    mine = await make_photo(site, await make_avatar(b, "Bea"), "b's scene")
+    html = await (await site.client.get("/gallery")).text()
+    assert _shown(html) == [mine.id]
+    assert "a's secret scene" not in html
+    assert _shown(await (await site.client.get(f"/gallery?before={theirs.id + 1}")).text()) == []
 
 
 async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_path: Path) -> None:
-    """imaging's library returns the owner's ready photos, newest first, within the limit."""
+    """imaging's library returns the owner's ready photos, newest first, within the limit and before the cursor."""
     owner, other = await User.create(), await User.create()
     avatar = await Avatar.create(
         user=owner, name="Ava", gender="woman", age=27, nationality="Italian", appearance="dark hair", personality="x"
@@ -86,10 +156,16 @@ async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_pa
         )
 
     first = await photo("first", PhotoStatus.READY)
-    await photo("queued", PhotoStatus.QUEUED)
+    queued = await photo("queued", PhotoStatus.QUEUED)
     second = await photo("second", PhotoStatus.READY)
-    await photo("foreign", PhotoStatus.READY, other, other_avatar)
+    foreign = await photo("foreign", PhotoStatus.READY, other, other_avatar)
     library = StoredPhotoLibrary(LocalPhotoStore(tmp_path))
     entries = await library.gallery(owner.id, 10)
     assert [(e.id, e.kind, e.scene) for e in entries] == [(second.id, "photo", "second"), (first.id, "photo", "first")]
     assert [e.id for e in await library.gallery(owner.id, 1)] == [second.id]
+    assert [e.id for e in await library.gallery(owner.id, 10, before=second.id)] == [first.id]
+    assert await library.gallery(owner.id, 10, before=first.id) == []
+    found = await library.photo(owner.id, second.id)
+    assert found is not None and found.scene == "second"
+    assert await library.photo(owner.id, queued.id) is None
+    assert await library.photo(owner.id, foreign.id) is None

@@ -1,84 +1,56 @@
-"""`GET /photos/{id}`: served to the owner only (signed link or session), never cached, never referred."""
+"""`GET /photos/{id}` and its page `GET /photos/{id}/view`: the owner only (signed link or session), never cached,
+never referred; ids that are not 64-bit numbers are 404."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
-import aiohttp_session
 import pytest
-from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp import ClientResponse
+from arq.connections import ArqRedis
 
-from ava_bot.http import make_error_middleware
-from core.models import Avatar, User
+from core.models import User
 from imaging.errors import StorageError
 from imaging.library import StoredPhotoLibrary
 from imaging.models import Photo, PhotoKindChoice, PhotoStatus
 from imaging.storage import LocalPhotoStore
-from portal.auth import current_user_id, start_session
-from portal.links import PortalLinks
-from portal.photos import setup_photo_routes
 from portal.ports import PhotoLibrary
-
-SECRET = "test-secret-key-for-photo-links"
-JPEG = b"\xff\xd8\xff\xe0" + b"signed jpeg bytes" * 10
-TTL = 3600
+from tests.portal.conftest import sign_up
+from tests.portal.pages_env import JPEG, PHOTO_LINK_TTL, Site, make_avatar, make_photo, serve_site
 
 
 @dataclass
 class Harness:
-    """The app under test and what the tests drive."""
+    """The running site and the clock its links read."""
 
-    client: TestClient
-    links: PortalLinks
-    store: LocalPhotoStore
+    site: Site
     clock: list[float]
-
-    async def sign_in(self, user_id: int) -> None:
-        """Give the client a real portal session for `user_id`."""
-        response = await self.client.post(f"/test/sign-in/{user_id}")
-        assert response.status == 204
 
 
 @pytest.fixture
-async def harness(db: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The photo route on an app with encrypted cookie sessions, links on a movable clock."""
+async def harness(db: str, redis: ArqRedis, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The photo routes on the portal, links on a movable clock, a browser that passed the 18+ interstitial."""
     clock = [1_900_000_000.0]
-    links = PortalLinks(SECRET, "http://portal.test", photo_link_ttl=TTL, clock=lambda: clock[0])
-    store = LocalPhotoStore(tmp_path / "photos")
-    app = web.Application(middlewares=[make_error_middleware()])
-    aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
-    setup_photo_routes(app, links=links, library=StoredPhotoLibrary(store), session_user=current_user_id)
-
-    async def sign_in(request: web.Request) -> web.Response:
-        await start_session(request, int(request.match_info["user_id"]))
-        return web.Response(status=204)
-
-    app.router.add_post("/test/sign-in/{user_id}", sign_in)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Harness(client=client, links=links, store=store, clock=clock)
-    finally:
-        await client.close()
+    async with serve_site(tmp_path, redis, clock=lambda: clock[0]) as site:
+        await site.confirm_adult()
+        yield Harness(site=site, clock=clock)
 
 
-async def _photo(harness: Harness, *, status: PhotoStatus = PhotoStatus.READY, key: str = "k") -> Photo:
+async def _photo(harness: Harness, *, status: PhotoStatus = PhotoStatus.READY, scene: str = "on a beach") -> Photo:
+    """A photo of a new user who is not the browser's."""
     user = await User.create()
-    avatar = await Avatar.create(
-        user=user, name="Ava", gender="woman", age=27, nationality="Italian", appearance="dark hair", personality="x"
-    )
-    storage_key = await harness.store.put(JPEG) if status == PhotoStatus.READY else None
-    return await Photo.create(
-        user=user, avatar=avatar, kind=PhotoKindChoice.PHOTO, status=status, source_key=key, storage_key=storage_key
-    )
+    return await make_photo(harness.site, await make_avatar(user.id), scene, status=status)
 
 
-def _path_of(url: str) -> str:
-    return url.removeprefix("http://portal.test")
+async def _own_photo(harness: Harness, email: str = "owner@example.com") -> Photo:
+    """A photo of the user the browser signs up as (confirming 18+ again: sign-up starts a fresh session)."""
+    user_id = await sign_up(harness.site.client, email)
+    await harness.site.confirm_adult()
+    return await make_photo(harness.site, await make_avatar(user_id), "at a rooftop bar at night")
 
 
 def _assert_private(response: ClientResponse) -> None:
@@ -91,9 +63,10 @@ def _assert_private(response: ClientResponse) -> None:
 async def test_signed_link_serves_the_jpeg(harness: Harness) -> None:
     """A valid link serves the stored bytes as image/jpeg with the privacy headers."""
     photo = await _photo(harness)
-    response = await harness.client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
+    response = await harness.site.client.get(await harness.site.photo_link(photo.user_id, photo.id))
     assert response.status == 200
     assert response.content_type == "image/jpeg"
+    assert response.headers["Content-Disposition"] == f'inline; filename="ava-photo-{photo.id}.jpg"'
     assert await response.read() == JPEG
     _assert_private(response)
 
@@ -101,9 +74,9 @@ async def test_signed_link_serves_the_jpeg(harness: Harness) -> None:
 async def test_tampered_link_is_403(harness: Harness) -> None:
     """A token with a changed character is refused."""
     photo = await _photo(harness)
-    url = _path_of(harness.links.photo_url(photo.user_id, photo.id))
+    url = await harness.site.photo_link(photo.user_id, photo.id)
     tampered = url[:-3] + ("A" if url[-3] != "A" else "B") + url[-2:]
-    response = await harness.client.get(tampered)
+    response = await harness.site.client.get(tampered)
     assert response.status == 403
     _assert_private(response)
     assert await response.read() != JPEG
@@ -112,79 +85,121 @@ async def test_tampered_link_is_403(harness: Harness) -> None:
 async def test_expired_link_is_403(harness: Harness) -> None:
     """A genuine token older than its lifetime is refused."""
     photo = await _photo(harness)
-    url = _path_of(harness.links.photo_url(photo.user_id, photo.id))
-    harness.clock[0] += TTL + 1
-    response = await harness.client.get(url)
+    url = await harness.site.photo_link(photo.user_id, photo.id)
+    harness.clock[0] += PHOTO_LINK_TTL + 1
+    response = await harness.site.client.get(url)
     assert response.status == 403
     assert "expired" in (await response.text()).lower()
 
 
 async def test_link_for_another_photo_is_403(harness: Harness) -> None:
-    """A token issued for one photo does not open another."""
-    first = await _photo(harness, key="a")
-    second = await _photo(harness, key="b")
-    token = harness.links.photo_url(first.user_id, first.id).split("?t=", 1)[1]
-    response = await harness.client.get(f"/photos/{second.id}?t={token}")
-    assert response.status == 403
+    """A token issued for one photo does not open another, neither the bytes nor the page."""
+    first = await _photo(harness, scene="a")
+    second = await _photo(harness, scene="b")
+    token = (await harness.site.photo_link(first.user_id, first.id)).split("?t=", 1)[1]
+    assert (await harness.site.client.get(f"/photos/{second.id}?t={token}")).status == 403
+    assert (await harness.site.client.get(f"/photos/{second.id}/view?t={token}")).status == 403
 
 
 async def test_link_issued_to_another_user_is_404(harness: Harness) -> None:
     """A genuine token naming a user who does not own the photo reveals nothing."""
     photo = await _photo(harness)
     other = await User.create()
-    response = await harness.client.get(_path_of(harness.links.photo_url(other.id, photo.id)))
+    response = await harness.site.client.get(await harness.site.photo_link(other.id, photo.id))
     assert response.status == 404
 
 
 async def test_owner_session_serves_the_jpeg(harness: Harness) -> None:
-    """The signed-in owner sees the photo without a token, with the privacy headers."""
-    photo = await _photo(harness)
-    await harness.sign_in(photo.user_id)
-    response = await harness.client.get(f"/photos/{photo.id}")
+    """The signed-in owner sees the photo without a token, with the privacy headers; `?download=1` as a file."""
+    photo = await _own_photo(harness)
+    response = await harness.site.client.get(f"/photos/{photo.id}")
     assert response.status == 200
     assert response.content_type == "image/jpeg"
     assert await response.read() == JPEG
     _assert_private(response)
+    download = await harness.site.client.get(f"/photos/{photo.id}?download=1")
+    assert download.headers["Content-Disposition"] == f'attachment; filename="ava-photo-{photo.id}.jpg"'
 
 
 async def test_another_users_photo_is_404_for_a_session(harness: Harness) -> None:
-    """A signed-in user asking for someone else's photo gets the same 404 as for a missing one."""
+    """A signed-in user asking for someone else's photo, or its page, gets the same 404 as for a missing one."""
     photo = await _photo(harness)
-    intruder = await User.create()
-    await harness.sign_in(intruder.id)
-    response = await harness.client.get(f"/photos/{photo.id}")
-    missing = await harness.client.get(f"/photos/{photo.id + 1000}")
+    await _own_photo(harness, "intruder@example.com")
+    response = await harness.site.client.get(f"/photos/{photo.id}")
+    missing = await harness.site.client.get(f"/photos/{photo.id + 1000}")
     assert response.status == missing.status == 404
     assert await response.text() == await missing.text()
     _assert_private(response)
+    page = await harness.site.client.get(f"/photos/{photo.id}/view")
+    assert page.status == 404 and "on a beach" not in await page.text()
 
 
-async def test_no_token_and_no_session_is_403(harness: Harness) -> None:
-    """Without a link or a session nothing is served."""
+async def test_no_token_and_no_session_is_refused(harness: Harness) -> None:
+    """Without a link or a session nothing is served: the bytes are 403, the page sends the browser to sign in."""
     photo = await _photo(harness)
-    response = await harness.client.get(f"/photos/{photo.id}")
-    assert response.status == 403
+    assert (await harness.site.client.get(f"/photos/{photo.id}")).status == 403
+    page = await harness.site.client.get(f"/photos/{photo.id}/view", allow_redirects=False)
+    assert (page.status, unquote(page.headers["Location"])) == (303, f"/signin?next=/photos/{photo.id}/view")
 
 
 async def test_photo_not_ready_is_404(harness: Harness) -> None:
     """A queued photo has nothing to show, even to its owner with a valid link."""
     photo = await _photo(harness, status=PhotoStatus.GENERATING)
-    response = await harness.client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
-    assert response.status == 404
+    link = await harness.site.photo_link(photo.user_id, photo.id)
+    assert (await harness.site.client.get(link)).status == 404
+    assert (await harness.site.client.get(link.replace("?t=", "/view?t="))).status == 404
 
 
-async def test_non_numeric_id_is_404(harness: Harness) -> None:
-    """A malformed photo id is simply not found."""
-    response = await harness.client.get("/photos/abc")
-    assert response.status == 404
+@pytest.mark.parametrize(
+    "raw",
+    ["abc", "9223372036854775808", "99999999999999999999999999", "-1", "+5", "1.0", "%C2%B2", "%D9%A5", "0x10", "5%0A"],
+)
+async def test_ids_that_are_not_64_bit_numbers_are_404(harness: Harness, raw: str) -> None:
+    """Malformed ids, ids past the BIGINT range and non-ASCII digits are simply not found (never a 500)."""
+    await _own_photo(harness)
+    assert (await harness.site.client.get(f"/photos/{raw}")).status == 404
+    assert (await harness.site.client.get(f"/photos/{raw}/view")).status == 404
+
+
+async def test_largest_64_bit_id_is_a_plain_404(harness: Harness) -> None:
+    """The largest BIGINT is a valid id that is not found."""
+    await _own_photo(harness)
+    assert (await harness.site.client.get("/photos/9223372036854775807")).status == 404
+
+
+async def test_photo_page_shows_the_photo_date_caption_and_download(harness: Harness) -> None:
+    """The owner's page shows the image, Ava's caption, the date, a download link and the way back."""
+    photo = await _own_photo(harness)
+    response = await harness.site.client.get(f"/photos/{photo.id}/view")
+    html = await response.text()
+    assert response.status == 200 and response.headers["Referrer-Policy"] == "no-referrer"
+    assert f'<img src="/photos/{photo.id}"' in html
+    assert "at a rooftop bar at night" in html
+    assert f"{photo.created_at.day} {photo.created_at.strftime('%B %Y')}" in html
+    assert f'href="/photos/{photo.id}?download=1"' in html
+    assert 'href="/gallery"' in html
+
+
+async def test_photo_page_by_signed_link_keeps_the_token_for_its_image(harness: Harness) -> None:
+    """Opened by a signed link without a session, the page loads its image and download through the same token."""
+    photo = await _photo(harness)
+    link = await harness.site.photo_link(photo.user_id, photo.id)
+    page = await harness.site.client.get(link.replace("?t=", "/view?t="))
+    html = await page.text()
+    assert page.status == 200
+    match = re.search(r'<img src="([^"]+)"', html)
+    assert match and match.group(1).replace("&amp;", "&") == link
+    assert 'href="/gallery"' not in html  # the link holder is not signed in as the owner
+    image = await harness.site.client.get(match.group(1).replace("&amp;", "&"))
+    assert await image.read() == JPEG
 
 
 async def test_ready_photo_with_a_missing_file_is_404(harness: Harness) -> None:
     """A ready photo whose file is gone answers the same 404 as a missing photo."""
     photo = await _photo(harness)
     assert photo.storage_key is not None
-    await harness.store.delete(photo.storage_key)
-    response = await harness.client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
+    await harness.site.store.delete(photo.storage_key)
+    response = await harness.site.client.get(await harness.site.photo_link(photo.user_id, photo.id))
     assert response.status == 404
     _assert_private(response)
 
@@ -196,15 +211,21 @@ class BrokenStore(LocalPhotoStore):
         raise StorageError(f"cannot read {key!r}: disk on fire")
 
 
-async def test_storage_failure_is_503_with_private_headers(harness: Harness, tmp_path: Path) -> None:
+async def test_storage_failure_is_503_with_private_headers(db: str, redis: ArqRedis, tmp_path: Path) -> None:
     """When the library cannot read a ready photo the route answers 503, still private."""
-    photo = await _photo(harness)
-    app = web.Application(middlewares=[make_error_middleware()])
-    aiohttp_session.setup(app, EncryptedCookieStorage(b"k" * 32, cookie_name="ava_session"))
-    library = StoredPhotoLibrary(BrokenStore(tmp_path / "photos"))
-    setup_photo_routes(app, links=harness.links, library=library, session_user=current_user_id)
-    async with TestClient(TestServer(app)) as client:
-        response = await client.get(_path_of(harness.links.photo_url(photo.user_id, photo.id)))
+    async with serve_site(tmp_path, redis, store=BrokenStore(tmp_path / "photos")) as site:
+        await site.confirm_adult()
+        user = await User.create()
+        avatar = await make_avatar(user.id)
+        photo = await Photo.create(
+            user=user,
+            avatar=avatar,
+            kind=PhotoKindChoice.PHOTO,
+            status=PhotoStatus.READY,
+            source_key="x",
+            storage_key="ab/cd/" + "e" * 43 + ".jpg",
+        )
+        response = await site.client.get(await site.photo_link(user.id, photo.id))
         assert response.status == 503
         _assert_private(response)
 

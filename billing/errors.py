@@ -1,0 +1,53 @@
+"""Errors of billing: a bad plans file, unknown plans, Stripe failures, and requests billing cannot serve."""
+
+from __future__ import annotations
+
+from core.errors import AvaError, ConfigError
+
+
+class PlansFileInvalid(ConfigError):
+    """The plans file is missing, not TOML, or breaks a rule; the message names the file and the bad key."""
+
+
+class UnknownPlan(AvaError):
+    """A plan code that is not an active plan of this deployment (or has no Stripe price to check out)."""
+
+    http_status = 404
+    public_title = "No such plan"
+    public_message = "That plan is not available. Choose one on the subscribe page."
+
+
+class StripeUnavailable(AvaError):
+    """Stripe refused or failed a request (network, 5xx, a rejected parameter); nothing was stored."""
+
+    http_status = 502
+    public_title = "Payment provider unavailable"
+    public_message = "We could not reach our payment provider. Nothing was charged. Please try again in a moment."
+
+
+class StripeObjectMissing(StripeUnavailable):
+    """Stripe answered that the object (a subscription) does not exist."""
+
+
+class BillingUnavailable(AvaError):
+    """Checkout was asked for where this deployment has no Stripe (development): use the development activation."""
+
+    http_status = 404
+    public_title = "Not available"
+    public_message = "Payments are not set up on this server."
+
+
+class DevelopmentOnly(AvaError):
+    """The development activation was asked for where Stripe is configured or in production."""
+
+    http_status = 404
+    public_title = "Not found"
+    public_message = "Not found."
+
+
+class NoSubscription(AvaError):
+    """Cancelling was asked for by a user without a running subscription."""
+
+    http_status = 409
+    public_title = "No subscription"
+    public_message = "You have no running subscription to cancel."

@@ -1,0 +1,238 @@
+"""`BillingService`: the portal's `Billing` port (plans, checkout, a user's subscription, cancelling).
+
+Plans are read from the `Plan` table (synced from the plans file at every start). Checkout creates a Stripe
+Checkout Session in subscription mode with the user's id on the session and on the subscription, reusing the
+user's Stripe customer when Ava knows it. Stripe calls never run inside a database transaction. Without
+Stripe (development only) `activate_development` grants a plan for one period instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from billing.errors import BillingUnavailable, DevelopmentOnly, NoSubscription, UnknownPlan
+from billing.models import Plan, Subscription, SubscriptionStatus
+from billing.plans import PlanConfig, SyncResult, sync_plans
+from billing.stripe_api import StripeApi
+from billing.subscriptions import add_interval, is_entitled, parse_subscription
+from billing.webhook import FETCH_STAMP_MARGIN
+from core.errors import ConfigError
+from core.models import User
+from portal.ports import PlanView, SubscriptionView
+
+logger = logging.getLogger(__name__)
+
+#: Checkouts of one user and plan with the same parameters within this many seconds share one Stripe
+#: idempotency key, so a double click (or a retried request) makes one Checkout Session.
+CHECKOUT_IDEMPOTENCY_WINDOW = 300
+#: Statuses of a Stripe subscription that is over for good (nothing to cancel).
+ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+
+PhotosLeft = Callable[[int], Awaitable[int | None]]
+
+
+def plan_view(plan: Plan) -> PlanView:
+    """A plan as the portal shows it."""
+    return PlanView(
+        code=plan.code,
+        name=plan.name,
+        price_label=plan.price_label,
+        interval=plan.interval,
+        photos_per_period=plan.photos_per_period,
+        regenerations_per_day=plan.regenerations_per_day,
+        messages_per_day=plan.messages_per_day,
+        is_default=plan.is_default,
+    )
+
+
+def checkout_params(
+    *, user_id: int, plan: Plan, customer_id: str | None, email: str | None, success_url: str, cancel_url: str
+) -> dict[str, Any]:
+    """The Checkout Session parameters (subscription mode) for `user_id` buying `plan`."""
+    metadata = {"user_id": str(user_id), "plan": plan.code}
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "line_items": [{"price": plan.stripe_price_id, "quantity": 1}],
+        "client_reference_id": str(user_id),
+        "metadata": metadata,
+        "subscription_data": {"metadata": dict(metadata)},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    if customer_id:
+        params["customer"] = customer_id
+        if plan.automatic_tax:  # Stripe computes tax from the address Checkout collects onto the existing customer
+            params["customer_update"] = {"address": "auto"}
+    elif email:
+        params["customer_email"] = email
+    if plan.automatic_tax:
+        params["automatic_tax"] = {"enabled": True}
+    if plan.allow_promotion_codes:
+        params["allow_promotion_codes"] = True
+    return params
+
+
+def checkout_idempotency_key(user_id: int, plan_code: str, params: Mapping[str, Any], now: float) -> str:
+    """Stable for the same user, plan and parameters within `CHECKOUT_IDEMPOTENCY_WINDOW` seconds."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return f"ava-checkout-{user_id}-{plan_code}-{int(now // CHECKOUT_IDEMPOTENCY_WINDOW)}-{digest}"
+
+
+class BillingService:
+    """Implements `portal.ports.Billing` (and `cancel_immediately` for account erasure)."""
+
+    def __init__(
+        self,
+        *,
+        plans: Sequence[PlanConfig],
+        stripe_api: StripeApi | None,
+        production: bool = False,
+        photos_left: PhotosLeft | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if production and stripe_api is None:
+            raise ConfigError("production billing needs Stripe (STRIPE_SECRET_KEY)")
+        self._configs = list(plans)
+        self._stripe = stripe_api
+        self._photos_left = photos_left
+        self._clock = clock
+
+    @property
+    def development(self) -> bool:
+        """True without Stripe (development): the subscribe page offers the development activation."""
+        return self._stripe is None
+
+    @property
+    def stripe_api(self) -> StripeApi | None:
+        """The Stripe client (the webhook fetches subscriptions through it); None in development."""
+        return self._stripe
+
+    @property
+    def plan_configs(self) -> list[PlanConfig]:
+        """The plans loaded from the plans file."""
+        return list(self._configs)
+
+    async def sync_plans(self) -> SyncResult:
+        """Write the loaded plans to the `Plan` table (at start, and by `ava-bot plans sync`)."""
+        return await sync_plans(self._configs)
+
+    async def plans(self) -> list[PlanView]:
+        """The active plans, default first."""
+        rows = await Plan.filter(active=True).order_by("-is_default", "sort_order", "id")
+        return [plan_view(row) for row in rows]
+
+    async def subscription(self, user_id: int) -> SubscriptionView | None:
+        """The user's subscription, or None when they never had one."""
+        row = await Subscription.get_or_none(user_id=user_id)
+        if row is None:
+            return None
+        plan = await Plan.get_or_none(id=row.plan_id) if row.plan_id is not None else None
+        entitled = is_entitled(row, self._now())
+        photos_left = await self._photos_left(user_id) if self._photos_left is not None and entitled else None
+        return SubscriptionView(
+            plan=plan_view(plan) if plan is not None else None,
+            status=str(row.status),
+            entitled=entitled,
+            current_period_end=row.current_period_end,
+            cancel_at_period_end=row.cancel_at_period_end,
+            source=row.source,
+            photos_left=photos_left,
+        )
+
+    async def checkout_url(self, user_id: int, plan_code: str, *, success_url: str, cancel_url: str) -> str:
+        """Create a Checkout Session for the user and plan; its URL."""
+        if self._stripe is None:
+            raise BillingUnavailable("checkout without Stripe (development: use the development activation)")
+        plan = await _active_plan(plan_code)
+        if not plan.stripe_price_id:
+            raise UnknownPlan(f"plan {plan_code} has no Stripe price id")
+        user = await User.get_or_none(id=user_id)
+        if user is None:
+            raise UnknownPlan(f"checkout for missing user {user_id}")
+        row = await Subscription.get_or_none(user_id=user_id)
+        params = checkout_params(
+            user_id=user_id,
+            plan=plan,
+            customer_id=row.stripe_customer_id if row is not None else None,
+            email=user.email,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        key = checkout_idempotency_key(user_id, plan.code, params, self._clock())
+        session = await self._stripe.create_checkout_session(params, idempotency_key=key)
+        logger.info("checkout session %s created for user %s (plan %s)", session.id, user_id, plan.code)
+        return session.url
+
+    async def activate_development(self, user_id: int, plan_code: str) -> None:
+        """DEVELOPMENT ONLY: give the user `plan_code` for one interval, without payment."""
+        if not self.development:
+            raise DevelopmentOnly("development activation asked for with Stripe configured")
+        plan = await _active_plan(plan_code)
+        now = self._now()
+        values: dict[str, Any] = {
+            "status": SubscriptionStatus.GRANTED,
+            "source": "development",
+            "plan_id": plan.id,
+            "current_period_start": now,
+            "current_period_end": add_interval(now, plan.interval),
+            "cancel_at_period_end": False,
+        }
+        async with in_transaction():
+            row = await Subscription.filter(user_id=user_id).select_for_update().first()
+            if row is None:
+                await Subscription.create(user_id=user_id, **values)
+            else:
+                await Subscription.filter(id=row.id).update(**values)
+        logger.warning("development activation: user %s has plan %s without payment", user_id, plan.code)
+
+    async def cancel_at_period_end(self, user_id: int) -> None:
+        """End the subscription when its period ends (Stripe first, then the stored flag)."""
+        row = await Subscription.get_or_none(user_id=user_id)
+        if row is None or not is_entitled(row, self._now()):
+            raise NoSubscription(f"user {user_id} has no running subscription")
+        flag = True
+        if row.source == "stripe" and row.stripe_subscription_id:
+            if self._stripe is None:
+                raise BillingUnavailable("a Stripe subscription cannot be changed without Stripe")
+            updated = parse_subscription(await self._stripe.cancel_at_period_end(row.stripe_subscription_id))
+            flag = updated.cancel_at_period_end
+        await Subscription.filter(id=row.id).update(cancel_at_period_end=flag)
+
+    async def cancel_immediately(self, user_id: int) -> None:
+        """Cancel the user's Stripe subscription at once (account erasure); a no-op without one. Safe to repeat."""
+        row = await Subscription.get_or_none(user_id=user_id)
+        if row is None or not row.stripe_subscription_id or row.status in ENDED_STATUSES:
+            return
+        if self._stripe is None:
+            logger.warning("user %s has Stripe subscription %s but Stripe is not configured", user_id, row.id)
+            return
+        await self._stripe.cancel_now(row.stripe_subscription_id)
+        # Stamped ahead like a fetch, so an older event still on its way cannot bring the subscription back.
+        stamp = max(row.stripe_event_at, int(self._clock()) + FETCH_STAMP_MARGIN)
+        await Subscription.filter(id=row.id).update(
+            status=SubscriptionStatus.CANCELED, cancel_at_period_end=False, stripe_event_at=stamp
+        )
+        logger.info("subscription of user %s canceled at once", user_id)
+
+    async def aclose(self) -> None:
+        """Close the Stripe client's HTTP session."""
+        if self._stripe is not None:
+            await self._stripe.aclose()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+
+async def _active_plan(code: str) -> Plan:
+    plan = await Plan.get_or_none(code=code, active=True)
+    if plan is None:
+        raise UnknownPlan(f"no active plan {code!r}")
+    return plan

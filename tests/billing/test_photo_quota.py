@@ -1,0 +1,235 @@
+"""The photo quota end to end: charged when a photo's job starts (through the pipeline's hook, wired from the
+billing entitlements), refunded when a photo ends blocked or failed, and the engine's checks before a photo is
+recorded (no `send_photo` tool without photos left, a per-user request rate)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+
+from ava_bot.wiring import Services, build_services
+from billing.entitlements import BillingEntitlements
+from billing.models import QuotaCharge, QuotaKind, QuotaUsage
+from core.messages import ChatRef
+from core.models import Avatar, DeadLetter, Direction, Message, Mode
+from core.ports import QuotaVerdict
+from core.quota import photo_key
+from imaging.jobs import replay_dead_letter
+from imaging.models import Photo, PhotoStatus
+from imaging.pipeline import PhotoPipeline
+from tests.conftest import TEST_REDIS_URL
+from tests.core.test_setup_flow import Chat, texts
+from tests.fakes.entitlements import subscribe
+from tests.fakes.openai import FakeOpenAI
+from tests.imaging import conftest as imaging_fixtures
+from tests.imaging.pipeline_env import SCENE, Env, _approve, _avatar, _request
+from tests.support import eventually, ready_user, running_worker
+
+WEB_CHAT = "q1"
+# The photo pipeline's test environment (fake Replicate behind the real client, store, recorded hooks).
+credentials = imaging_fixtures.credentials
+env = imaging_fixtures.env
+
+
+async def used(user_id: int) -> int:
+    return sum(row.used for row in await QuotaUsage.filter(user_id=user_id, kind=QuotaKind.PHOTO))
+
+
+# -- 50 concurrent photo jobs, the real worker and wiring -----------------------------------------------------
+
+
+async def test_fifty_concurrent_photo_jobs_against_a_quota_of_ten_make_exactly_ten(
+    env: Env, redis: ArqRedis, make_settings: Any
+) -> None:
+    """50 queued photos of one user whose plan allows 10, run at once by the real worker: exactly 10 are made,
+    40 end failed (no dead letter) and the user is told for each that the photos of this period are used up."""
+    settings = make_settings(photo_backoff_seconds=0.05)
+    services = build_services(settings, redis, entitlements=BillingEntitlements())
+    user = await ready_user(WEB_CHAT, mode=Mode.INTIMATE)
+    avatar = await Avatar.get(user_id=user.id)
+    ref = ChatRef("web", WEB_CHAT)
+    async with running_worker(settings, redis, services, provider=env.provider, max_jobs=60):
+        reference_id = await services.photos.request_photo(
+            user_id=user.id, avatar_id=avatar.id, kind="reference", scene=None, source_key="ref", ref=ref
+        )
+        await services.photos.dispatch(reference_id)
+        await eventually(lambda: Photo.exists(id=reference_id, status=PhotoStatus.READY), what="the reference")
+        await _approve(avatar, reference_id)
+        sub = await subscribe(user.id, photos=10)
+
+        ids = [
+            await services.photos.request_photo(
+                user_id=user.id, avatar_id=avatar.id, kind="photo", scene=SCENE, source_key=f"chat:{n}", ref=ref
+            )
+            for n in range(50)
+        ]
+        for photo_id in ids:
+            await services.photos.dispatch(photo_id)
+
+        async def all_finished() -> bool:
+            return not await Photo.filter(id__in=ids, status__in=(PhotoStatus.QUEUED, PhotoStatus.GENERATING)).exists()
+
+        await eventually(all_finished, timeout=60, what="every photo finished")
+
+    photos = await Photo.filter(id__in=ids)
+    assert sum(p.status == PhotoStatus.READY for p in photos) == 10
+    refused = [p for p in photos if p.status == PhotoStatus.FAILED]
+    assert len(refused) == 40 and all((p.error or "").startswith("quota") for p in refused)
+    assert env.creates("black-forest-labs/flux-kontext-pro") == 10  # refused photos never reached the provider
+    assert await used(user.id) == 10
+    assert await QuotaCharge.filter(user_id=user.id, refunded_at__isnull=True).count() == 10
+    assert not await DeadLetter.exists()
+    notices = await Message.filter(user_id=user.id, direction=Direction.OUTBOUND, text__isnull=False)
+    told = [m.text or "" for m in notices if "photos of this period" in (m.text or "")]
+    assert len(told) == 40
+    assert sub.current_period_end is not None and f"{sub.current_period_end:%Y-%m-%d}" in told[0]
+    shown = await Message.filter(user_id=user.id, direction=Direction.OUTBOUND)
+    assert sum((m.payload or {}).get("type") == "photo" for m in shown) == 10  # the made photos, shown
+
+
+# -- refunds, through the pipeline's hooks ------------------------------------------------------------------------
+
+
+def quota_pipeline(env: Env, gate: BillingEntitlements) -> PhotoPipeline:
+    """A pipeline of the test environment charging and refunding photos as `ava_bot.wiring` wires it."""
+
+    async def charge(photo: Photo) -> QuotaVerdict:
+        return await gate.charge(photo.user_id, "photo", photo_key(photo.id))
+
+    async def refund(photo: Photo) -> bool:
+        return await gate.refund(photo_key(photo.id))
+
+    return env.pipeline(charge=charge, refund=refund)
+
+
+async def ready_avatar(env: Env) -> Avatar:
+    """An avatar with an approved reference made by the pipeline (references are never charged)."""
+    avatar = await _avatar()
+    reference_id = await _request(env, avatar, kind="reference", key="ref")
+    await env.work()
+    await _approve(avatar, reference_id)
+    return avatar
+
+
+async def test_a_blocked_photo_refunds_its_unit(env: Env) -> None:
+    """A photo blocked by prompt safety gives its unit back; the next photo can use it."""
+    gate = BillingEntitlements()
+    pipeline = quota_pipeline(env, gate)
+    avatar = await ready_avatar(env)
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=1)
+    blocked_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
+    await env.work(pipeline)
+    assert (await Photo.get(id=blocked_id)).status == PhotoStatus.BLOCKED
+    charge = await QuotaCharge.get(key=photo_key(blocked_id))
+    assert charge.refunded_at is not None and await used(user_id) == 0
+    good_id = await _request(env, avatar, key="chat:2")
+    await env.work(pipeline)
+    assert (await Photo.get(id=good_id)).status == PhotoStatus.READY
+    assert await used(user_id) == 1
+
+
+async def test_a_photo_failed_for_good_refunds_and_a_replay_charges_again(env: Env) -> None:
+    """Three provider failures: failed, dead-lettered, unit refunded once; its replay consumes a unit again."""
+    gate = BillingEntitlements()
+    pipeline = quota_pipeline(env, gate)
+    avatar = await ready_avatar(env)
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=5)
+    env.fake.fail_next(3, status=503)
+    photo_id = await _request(env, avatar, key="chat:1")
+    await env.work(pipeline)
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.FAILED
+    assert await used(user_id) == 0 and await DeadLetter.all().count() == 1
+    assert [e.status for e in env.hooks.finished][-1] == "failed" and env.hooks.finished[-1].reason is None
+    await replay_dead_letter(env.redis, (await DeadLetter.get()).id)
+    await env.work(pipeline)
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.READY
+    assert await used(user_id) == 1
+
+
+async def test_a_photo_past_the_quota_fails_without_a_dead_letter_and_says_when_it_renews(env: Env) -> None:
+    """Refused at job start: failed, never generated, no dead letter, nothing refunded, the event says quota."""
+    gate = BillingEntitlements()
+    pipeline = quota_pipeline(env, gate)
+    avatar = await ready_avatar(env)
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    sub = await subscribe(user_id, photos=1)
+    first = await _request(env, avatar, key="chat:1")
+    second = await _request(env, avatar, key="chat:2")
+    await env.work(pipeline)
+    statuses = {(await Photo.get(id=first)).status, (await Photo.get(id=second)).status}
+    assert statuses == {PhotoStatus.READY, PhotoStatus.FAILED}
+    refused = await Photo.get(status=PhotoStatus.FAILED)
+    assert (refused.error or "").startswith("quota") and refused.storage_key is None
+    assert not await DeadLetter.exists()
+    event = env.hooks.finished[-1] if env.hooks.finished[-1].status == "failed" else env.hooks.finished[-2]
+    assert (event.reason, event.limit, event.renews_at) == ("quota", 1, sub.current_period_end)
+    assert await used(user_id) == 1
+    assert not await QuotaCharge.exists(key=photo_key(refused.id))
+
+
+async def test_an_unsubscribed_users_photo_is_refused_at_job_start(env: Env) -> None:
+    """A photo whose user's subscription ended before its job started is not made (reason "subscription")."""
+    pipeline = quota_pipeline(env, BillingEntitlements())
+    avatar = await ready_avatar(env)
+    photo_id = await _request(env, avatar, key="chat:1")
+    await env.work(pipeline)
+    assert (await Photo.get(id=photo_id)).status == PhotoStatus.FAILED
+    assert env.hooks.finished[-1].reason == "subscription"
+
+
+# -- before a photo is recorded: the engine ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+def engine_services(redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI, **settings: Any) -> Services:
+    values = {"llm_api_key": "sk-test", "llm_base_url": fake_llm.base_url, "inbound_per_user_per_minute": 1000}
+    return build_services(make_settings(**values, **settings), redis, entitlements=BillingEntitlements())
+
+
+async def test_no_photo_left_means_no_tool_and_a_line_when_the_model_asks_anyway(
+    db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI
+) -> None:
+    """With the period's photos used up the model is not offered `send_photo`; if it calls it anyway Ava says
+    when photos renew, and no photo is recorded."""
+    services = engine_services(redis, make_settings, fake_llm)
+    user = await ready_user("p1", mode=Mode.INTIMATE)
+    sub = await subscribe(user.id, photos=1)
+    chat = Chat(services, "p1")
+    await chat.send("hello")
+    assert [t["function"]["name"] for t in fake_llm.completions()[-1]["tools"]] == ["send_photo"]
+    assert (await BillingEntitlements().charge(user.id, "photo", "photo:elsewhere")).allowed
+    fake_llm.call_tool("send_photo", {"scene_description": SCENE}, text="Here's one 📸")
+    line = texts(await chat.send("send me a photo"))
+    assert "tools" not in fake_llm.completions()[-1]
+    assert "photos of this period" in line and f"{sub.current_period_end:%Y-%m-%d}" in line
+    assert "Here's one" not in line
+    assert not await Photo.exists(user_id=user.id)
+
+
+async def test_photo_requests_past_the_hourly_rate_get_a_line_and_no_photo(
+    db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI
+) -> None:
+    """With one photo request an hour, the second `send_photo` is answered with a line and records nothing."""
+    services = engine_services(
+        redis, make_settings, fake_llm, photo_requests_per_user_per_hour=1, redis_url=TEST_REDIS_URL
+    )
+    user = await ready_user("p2", mode=Mode.INTIMATE)
+    await subscribe(user.id, photos=10)
+    chat = Chat(services, "p2")
+    fake_llm.call_tool("send_photo", {"scene_description": SCENE}, text="Say cheese 📸")
+    assert texts(await chat.send("a photo please")) == "Say cheese 📸"
+    assert await Photo.filter(user_id=user.id).count() == 1
+    fake_llm.call_tool("send_photo", {"scene_description": "on a balcony at sunset"}, text="Another one 📸")
+    line = texts(await chat.send("another one"))
+    assert "a lot of photos in a short time" in line
+    assert await Photo.filter(user_id=user.id).count() == 1

@@ -264,6 +264,7 @@ def build_services(
         config=EngineConfig(
             free_regenerations=settings.setup_free_regenerations,
             terms_url=f"{settings.effective_public_base_url}/terms",
+            sign_in_link_minutes=max(1, settings.sign_in_link_ttl_seconds // 60),
             photo_requests_per_hour=settings.photo_requests_per_user_per_hour,
         ),
         rate_limiter=limiter,

@@ -51,3 +51,21 @@ class NoSubscription(AvaError):
     http_status = 409
     public_title = "No subscription"
     public_message = "You have no running subscription to cancel."
+
+
+class NoStripeCustomer(NoSubscription):
+    """The payment settings were asked for by a user Stripe does not know (never checked out)."""
+
+    public_message = "You have no subscription with our payment provider to manage."
+
+
+class SubscriptionStillOpen(AvaError):
+    """A new checkout was asked for while the user's Stripe subscription is not over (e.g. its renewal payment
+    failed and Stripe is still retrying it): a second subscription would bill twice."""
+
+    http_status = 409
+    public_title = "Subscription still open"
+    public_message = (
+        "Your subscription is still open with our payment provider. "
+        "Update your payment method on your account page instead of subscribing again."
+    )

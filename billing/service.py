@@ -1,9 +1,11 @@
-"""`BillingService`: the portal's `Billing` port (plans, checkout, a user's subscription, cancelling).
+"""`BillingService`: the portal's `Billing` port (plans, checkout, subscription, payment settings, cancelling).
 
 Plans are read from the `Plan` table (synced from the plans file at every start). Checkout creates a Stripe
 Checkout Session in subscription mode with the user's id on the session and on the subscription, reusing the
-user's Stripe customer when Ava knows it. Stripe calls never run inside a database transaction. Without
-Stripe (development only) `activate_development` grants a plan for one period instead.
+user's Stripe customer when Ava knows it; it refuses while the user's Stripe subscription is not over (a
+failed renewal Stripe keeps retrying would otherwise be billed next to the new one): such a user fixes the
+payment in Stripe's Customer Portal (`manage_url`). Stripe calls never run inside a database transaction.
+Without Stripe (development only) `activate_development` grants a plan for one period instead.
 """
 
 from __future__ import annotations
@@ -13,30 +15,73 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from billing.errors import BillingUnavailable, DevelopmentOnly, NoSubscription, UnknownPlan
+from billing.errors import (
+    BillingUnavailable,
+    DevelopmentOnly,
+    NoStripeCustomer,
+    NoSubscription,
+    SubscriptionStillOpen,
+    UnknownPlan,
+)
 from billing.models import Plan, Subscription, SubscriptionStatus
 from billing.plans import PlanConfig, SyncResult, sync_plans
 from billing.stripe_api import StripeApi
-from billing.subscriptions import add_interval, is_entitled, parse_subscription
+from billing.subscriptions import (
+    ENDED_STATUSES,
+    PAYMENT_DUE_STATUSES,
+    add_interval,
+    is_entitled,
+    is_open_in_stripe,
+    parse_subscription,
+)
 from billing.webhook import FETCH_STAMP_MARGIN
 from core.errors import ConfigError
 from core.models import User
-from portal.ports import PlanView, SubscriptionView
 
 logger = logging.getLogger(__name__)
 
 #: Checkouts of one user and plan with the same parameters within this many seconds share one Stripe
 #: idempotency key, so a double click (or a retried request) makes one Checkout Session.
 CHECKOUT_IDEMPOTENCY_WINDOW = 300
-#: Statuses of a Stripe subscription that is over for good (nothing to cancel).
-ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
 
 PhotosLeft = Callable[[int], Awaitable[int | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """A plan as the portal shows it (satisfies `portal.ports.PlanView`)."""
+
+    code: str
+    name: str
+    price_label: str | None
+    interval: str
+    photos_per_period: int
+    regenerations_per_day: int
+    messages_per_day: int
+    is_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A user's subscription as the portal shows it (satisfies `portal.ports.SubscriptionView`)."""
+
+    plan: PlanView | None
+    status: str
+    entitled: bool
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    source: str
+    photos_left: int | None
+    #: A payment failed (past_due, unpaid, incomplete): chatting is paused until the payment method is updated.
+    payment_failed: bool = False
+    #: A Stripe subscription that is not over: Stripe may still charge it, so no second checkout.
+    open_in_stripe: bool = False
 
 
 def plan_view(plan: Plan) -> PlanView:
@@ -145,10 +190,12 @@ class BillingService:
             cancel_at_period_end=row.cancel_at_period_end,
             source=row.source,
             photos_left=photos_left,
+            payment_failed=row.source == "stripe" and row.status in PAYMENT_DUE_STATUSES,
+            open_in_stripe=is_open_in_stripe(row),
         )
 
     async def checkout_url(self, user_id: int, plan_code: str, *, success_url: str, cancel_url: str) -> str:
-        """Create a Checkout Session for the user and plan; its URL."""
+        """A new Checkout Session's URL; `SubscriptionStillOpen` while the user's Stripe subscription is not over."""
         if self._stripe is None:
             raise BillingUnavailable("checkout without Stripe (development: use the development activation)")
         plan = await _active_plan(plan_code)
@@ -158,6 +205,8 @@ class BillingService:
         if user is None:
             raise UnknownPlan(f"checkout for missing user {user_id}")
         row = await Subscription.get_or_none(user_id=user_id)
+        if row is not None and is_open_in_stripe(row):
+            raise SubscriptionStillOpen(f"user {user_id} has Stripe subscription {row.id} in status {row.status}")
         params = checkout_params(
             user_id=user_id,
             plan=plan,
@@ -170,6 +219,18 @@ class BillingService:
         session = await self._stripe.create_checkout_session(params, idempotency_key=key)
         logger.info("checkout session %s created for user %s (plan %s)", session.id, user_id, plan.code)
         return session.url
+
+    async def manage_url(self, user_id: int, return_url: str) -> str:
+        """A Stripe Customer Portal session's URL (payment method, invoices); `NoSubscription` (`NoStripeCustomer`)
+        when Stripe does not know the user, `BillingUnavailable` without Stripe."""
+        if self._stripe is None:
+            raise BillingUnavailable("payment settings without Stripe (development)")
+        row = await Subscription.get_or_none(user_id=user_id)
+        if row is None or not row.stripe_customer_id:
+            raise NoStripeCustomer(f"user {user_id} has no Stripe customer")
+        url = await self._stripe.create_portal_session(row.stripe_customer_id, return_url)
+        logger.info("customer portal session created for user %s", user_id)
+        return url
 
     async def activate_development(self, user_id: int, plan_code: str) -> None:
         """DEVELOPMENT ONLY: give the user `plan_code` for one interval, without payment."""

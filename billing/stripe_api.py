@@ -1,9 +1,9 @@
 """The async Stripe client of Ava: the official `stripe` library on aiohttp, base address from STRIPE_API_BASE.
 
-Only the calls billing makes: create a Checkout Session, retrieve, update and cancel a subscription. Every
-failure becomes a `StripeUnavailable` (502 on a page) whose log line carries Stripe's error type and code, never
-the key. Answers come back as plain dicts (Stripe's JSON), so the state code works on the same shape as webhook
-payloads. Call these only with no database transaction open.
+Only the calls billing makes: create a Checkout Session or a Customer Portal session, retrieve, update and
+cancel a subscription. Every failure becomes a `StripeUnavailable` (502 on a page) whose log line carries
+Stripe's error type and code, never the key. Answers come back as plain dicts (Stripe's JSON), so the state
+code works on the same shape as webhook payloads. Call these only with no database transaction open.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from billing.errors import StripeObjectMissing, StripeUnavailable
 
 if TYPE_CHECKING:
     from stripe.params import SubscriptionUpdateParams
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
     from stripe.params.checkout import SessionCreateParams
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,21 @@ class StripeApi:
         if not session.url:
             raise StripeUnavailable(f"checkout session {session.id} came back without a URL")
         return CheckoutSession(id=session.id, url=session.url)
+
+    async def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """A Customer Portal session for `customer_id` (card, invoices, cancelling); the URL to send the browser to.
+
+        No idempotency key of ours: a portal session is short-lived and each press may make a new one (the
+        library keys its own retries).
+        """
+        params = cast("PortalSessionCreateParams", {"customer": customer_id, "return_url": return_url})
+        try:
+            session = await self._client.v1.billing_portal.sessions.create_async(params)
+        except stripe.StripeError as exc:
+            raise _unavailable("create a customer portal session", exc) from exc
+        if not session.url:
+            raise StripeUnavailable(f"customer portal session {session.id} came back without a URL")
+        return session.url
 
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """The subscription as Stripe has it now; `StripeObjectMissing` when Stripe does not know it."""

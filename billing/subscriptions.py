@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 RENEWAL_GRACE = timedelta(hours=24)
 #: Statuses in which a renewal payment failed: the user is behind the paywall until it is paid.
 PAYMENT_FAILED_STATUSES = frozenset({SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID})
+#: Statuses in which a payment failed (a renewal, or the first one) and Stripe waits for a working payment method.
+PAYMENT_DUE_STATUSES = PAYMENT_FAILED_STATUSES | {SubscriptionStatus.INCOMPLETE}
+#: Statuses of a Stripe subscription that is over for good (nothing to cancel; a new checkout may start).
+ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
 
 
 def is_entitled(sub: Subscription | None, now: datetime) -> bool:
@@ -38,6 +42,12 @@ def is_entitled(sub: Subscription | None, now: datetime) -> bool:
     if sub.source == "stripe":
         end += RENEWAL_GRACE
     return now < end
+
+
+def is_open_in_stripe(sub: Subscription) -> bool:
+    """Whether `sub` is a Stripe subscription Stripe has not ended: it may still charge, retry or resume, so a
+    second checkout would bill the user twice."""
+    return sub.source == "stripe" and bool(sub.stripe_subscription_id) and sub.status not in ENDED_STATUSES
 
 
 def add_interval(start: datetime, interval: str, count: int = 1) -> datetime:

@@ -90,6 +90,8 @@ class EngineConfig:
 
     free_regenerations: int = 3
     terms_url: str = "/terms"
+    #: How long a sign-in link works (said when `/portal` sends one).
+    sign_in_link_minutes: int = 15
     #: Photo requests a user may make per hour (the model's `send_photo` calls), on top of the photo quota.
     photo_requests_per_hour: int = 30
 
@@ -162,6 +164,11 @@ class ConversationEngine:
             msg = replace(msg, choice=choice)
         return stamp_outcome(user, await self._handle(user, msg, message_id))
 
+    async def abandoned(self, message_id: int) -> None:
+        """A message failed for good: give back the units its turn may have charged (it got no answer)."""
+        for key in (message_key(message_id), regeneration_key(message_id)):
+            await self._entitlements.refund(key)
+
     async def _handle(self, user: User, msg: InboundMessage, message_id: int) -> Outcome:
         text = (msg.text or "").strip()
         link = parse_link(text) if msg.choice is None else None
@@ -208,7 +215,16 @@ class ConversationEngine:
                 return Outcome([await self._current_question(user)])
             case "portal":
                 url = self._links.sign_in_url(user.id)
-                return Outcome([LinkReply("Here's your sign-in link (valid 15 minutes).", "Open portal", url)])
+                return Outcome(
+                    [
+                        LinkReply(
+                            "Here's your sign-in link: it works once, for "
+                            f"{self._config.sign_in_link_minutes} minutes.",
+                            "Open portal",
+                            url,
+                        )
+                    ]
+                )
             case "subscribe":
                 url = self._links.subscribe_url(user.id)
                 return Outcome([LinkReply("Manage your subscription here.", "Subscribe", url)])

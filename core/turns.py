@@ -245,6 +245,7 @@ class TurnRunner:
             await store_replies(
                 row.user_id, ChatRef(row.channel, row.chat_id), Outcome([TextReply(turn_failed_line())])
             )
+        await self._engine.abandoned(row.id)
         logger.error("message %s of user %s dead-lettered after %s attempts", row.id, row.user_id, attempts)
 
     # -- photo notices -----------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 * Avatar: a summary of the current avatar with its kept reference portrait (behind the 18+ interstitial like
   every photo page) and "Edit avatar", which sends the chat command `/avatar` for the user through the core
   `Inbox`, exactly as if typed in the web chat: the edit runs the same setup flow, safety checks and quotas.
-* Plan: the subscription from the `Billing` port (`portal.ports`): status, renewal or end date, and "Cancel at
-  period end".
+* Plan: the subscription from the `Billing` port (`portal.ports`): status, renewal or end date, "Cancel at
+  period end", a warning when a payment failed, and "Manage payment and invoices" (Stripe's Customer Portal,
+  `POST /billing/manage` in `portal.billing`) for Stripe subscriptions.
 * Connected chats: connecting shows a deep link carrying a fresh code (`core.linking`): opening it and sending
   the prefilled message makes that chat talk to this account's Ava. Unlinking a chat gives it back its own,
   new Ava the next time it writes. The web identity itself cannot be unlinked here.
@@ -107,6 +108,7 @@ async def _page(request: web.Request, user: User, **extra: object) -> web.Respon
         "can_edit_avatar": services is not None,
         "show_photos": await session_confirmed(request),
         "billing_available": billing is not None,
+        "stripe_available": billing is not None and not billing.development,
         "subscription": await billing.subscription(user.id) if billing is not None else None,
         "new_client_id": lambda: uuid.uuid4().hex,
         **extra,

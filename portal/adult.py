@@ -21,9 +21,10 @@ from aiohttp_session import get_session
 from portal.csrf import require_csrf
 from portal.links import safe_next as local_path
 from portal.pages import render
+from portal.sessions import CARRIED_OVER
 
 #: Session key set once the visitor confirmed being 18 or older.
-ADULT_SESSION_KEY = "adult_ok"
+ADULT_SESSION_KEY = CARRIED_OVER[0]
 #: Where a confirmation without a usable `next` goes.
 DEFAULT_NEXT = "/gallery"
 INTERSTITIAL_PATH = "/adult"

@@ -1,10 +1,12 @@
-"""Subscribe pages: the plans, Stripe Checkout, the pages Stripe sends the browser back to, and the
-development activation.
+"""Subscribe pages: the plans, Stripe Checkout, the pages Stripe sends the browser back to, Stripe's Customer
+Portal (payment method and invoices), and the development activation.
 
 Everything goes through the `portal.ports.Billing` port (billing is wired in by `ava_bot`). The success page
 only shows the current state: a subscription is activated by Stripe's webhook, never by a browser arriving
-there. Without Stripe (development) the subscribe page offers a clearly labelled activation without payment
-instead of checkout; that route does not exist once Stripe is configured.
+there. A user whose Stripe subscription is not over (say its renewal payment failed and Stripe is retrying)
+gets no second checkout, which would bill twice: they update their payment method in the Customer Portal
+(`POST /billing/manage`). Without Stripe (development) the subscribe page offers a clearly labelled activation
+without payment instead of checkout; that route does not exist once Stripe is configured.
 """
 
 from __future__ import annotations
@@ -23,15 +25,25 @@ from portal.ports import Billing, PlanView
 
 logger = logging.getLogger(__name__)
 
+#: Why checkout refuses a user whose Stripe subscription is not over (a second one would bill twice).
+OPEN_SUBSCRIPTION = (
+    "Your subscription is still open with our payment provider ({status}). "
+    "Update your payment method from your account page instead of subscribing again."
+)
+
 SUBSCRIBE_PATH = "/subscribe"
 #: Stripe replaces `{CHECKOUT_SESSION_ID}` in the success URL with the session's id.
 SUCCESS_PATH = "/billing/success?session_id={CHECKOUT_SESSION_ID}"
 CANCEL_PATH = "/billing/cancel"
+MANAGE_PATH = "/billing/manage"
+#: Where the Customer Portal sends the browser back to.
+ACCOUNT_PATH = "/account"
 
 
 def setup_billing_pages(app: web.Application, *, billing: Billing | None, public_base_url: str) -> None:
-    """Register `/subscribe`, `POST /billing/checkout`, `/billing/success`, `/billing/cancel` and, without
-    Stripe, `POST /billing/dev-activate`. `billing=None`: the pages say subscriptions are unavailable."""
+    """Register `/subscribe`, `POST /billing/checkout`, `/billing/success`, `/billing/cancel`,
+    `POST /billing/manage` and, without Stripe, `POST /billing/dev-activate`. `billing=None`: the pages say
+    subscriptions are unavailable."""
     base = public_base_url.rstrip("/")
 
     async def signed_in(request: web.Request, back: str) -> int:
@@ -64,15 +76,32 @@ def setup_billing_pages(app: web.Application, *, billing: Billing | None, public
         if request.content_type == "application/json":
             fields = await _json_body(request)
         current = await billing.subscription(user_id)
-        if current is not None and current.entitled:
+        if current is not None and (current.entitled or current.open_in_stripe):
+            # An open Stripe subscription (e.g. a failed renewal Stripe is retrying) is fixed, not bought again.
+            reason = (
+                "You already have a subscription."
+                if current.entitled
+                else OPEN_SUBSCRIPTION.format(status=current.status.replace("_", " "))
+            )
             if wants_json:
-                body = {"error": "You already have a subscription.", "redirect": "/account"}
-                return web.json_response(body, status=409)
-            raise web.HTTPSeeOther("/account")
+                return web.json_response({"error": reason, "redirect": ACCOUNT_PATH}, status=409)
+            raise web.HTTPSeeOther(ACCOUNT_PATH)
         plan = await _chosen_plan(billing, fields.get("plan"))
         url = await billing.checkout_url(user_id, plan, success_url=base + SUCCESS_PATH, cancel_url=base + CANCEL_PATH)
         if wants_json:
             return web.json_response({"checkout_url": url})
+        raise web.HTTPSeeOther(url)
+
+    async def manage(request: web.Request) -> web.StreamResponse:
+        """Open Stripe's Customer Portal (payment method, invoices) for the signed-in user (303, or JSON)."""
+        wants_json = "application/json" in request.headers.get("Accept", "")
+        user_id = await signed_in(request, ACCOUNT_PATH)
+        await require_csrf(request, await request.post())
+        if billing is None or billing.development:
+            raise web.HTTPNotFound()
+        url = await billing.manage_url(user_id, base + ACCOUNT_PATH)
+        if wants_json:
+            return web.json_response({"manage_url": url})
         raise web.HTTPSeeOther(url)
 
     async def success_page(request: web.Request) -> web.Response:
@@ -100,6 +129,7 @@ def setup_billing_pages(app: web.Application, *, billing: Billing | None, public
     app.router.add_post("/billing/checkout", checkout)
     app.router.add_get("/billing/success", success_page)
     app.router.add_get(CANCEL_PATH, cancel_page)
+    app.router.add_post(MANAGE_PATH, manage)
     app.router.add_post("/billing/dev-activate", dev_activate)
 
 

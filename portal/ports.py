@@ -7,7 +7,6 @@ The portal never imports the imaging package: photos reach it through `PhotoLibr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -56,34 +55,62 @@ class PhotoLibrary(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class PlanView:
+class PlanView(Protocol):
     """A plan as the subscribe and account pages show it (from the plans configuration)."""
 
-    code: str
-    name: str
-    #: Display text of the price, e.g. "9.99 EUR / month" (from the plans file; Stripe charges the price id).
-    price_label: str | None
-    interval: str
-    photos_per_period: int
-    regenerations_per_day: int
-    messages_per_day: int
-    is_default: bool
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def price_label(self) -> str | None:
+        """Display text of the price, e.g. "9.99 EUR / month" (from the plans file; Stripe charges the price id)."""
+        ...
+
+    @property
+    def interval(self) -> str: ...
+    @property
+    def photos_per_period(self) -> int: ...
+    @property
+    def regenerations_per_day(self) -> int: ...
+    @property
+    def messages_per_day(self) -> int: ...
+    @property
+    def is_default(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionView:
+class SubscriptionView(Protocol):
     """A user's subscription as the account page shows it."""
 
-    plan: PlanView | None
-    #: Stripe's status (active, trialing, past_due, canceled, ...) or "granted".
-    status: str
-    entitled: bool
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-    #: stripe, grant or development.
-    source: str
-    photos_left: int | None
+    @property
+    def plan(self) -> PlanView | None: ...
+    @property
+    def status(self) -> str:
+        """Stripe's status (active, trialing, past_due, canceled, ...) or "granted"."""
+        ...
+
+    @property
+    def entitled(self) -> bool: ...
+    @property
+    def current_period_end(self) -> datetime | None: ...
+    @property
+    def cancel_at_period_end(self) -> bool: ...
+    @property
+    def source(self) -> str:
+        """stripe, grant or development."""
+        ...
+
+    @property
+    def photos_left(self) -> int | None: ...
+    @property
+    def payment_failed(self) -> bool:
+        """A payment failed (past_due, unpaid, incomplete): chatting is paused until the payment method is updated."""
+        ...
+
+    @property
+    def open_in_stripe(self) -> bool:
+        """A Stripe subscription that is not over (not canceled or expired): no second checkout, manage it instead."""
+        ...
 
 
 @runtime_checkable
@@ -116,6 +143,13 @@ class Billing(Protocol):
 
     async def cancel_at_period_end(self, user_id: int) -> None:
         """Cancel the user's subscription at the end of the paid period (Stripe, or a grant ends then)."""
+        ...
+
+    async def manage_url(self, user_id: int, return_url: str) -> str:
+        """A Stripe Customer Portal session's URL (payment method, invoices), coming back to `return_url`.
+
+        Raise `core.errors.AvaError` subclasses when Stripe does not know the user or fails.
+        """
         ...
 
 

@@ -140,12 +140,19 @@ class RedisSessionStorage(AbstractStorage):
         response.del_cookie(self.cookie_name, path="/", secure=self._secure, httponly=True, samesite="Lax")
 
 
+#: Visitor choices that survive signing in (the browser's 18+ confirmation): never identity or CSRF state.
+CARRIED_OVER = ("adult_ok",)
+
+
 async def start_session(request: web.Request, user_id: int) -> Session:
     """Sign `user_id` in with a brand-new session id (the old session's server-side data is deleted)."""
     epoch = await user_epoch(user_id)
     policy = request.app.get(SESSION_POLICY) or SessionPolicy()
+    old = await get_session(request)
+    carried = {key: old[key] for key in CARRIED_OVER if key in old}
     await _forget(request)
     session = await new_session(request)
+    session.update(carried)
     session[SESSION_USER] = user_id
     session[SESSION_EPOCH] = epoch if epoch is not None else 0
     session[SESSION_EXPIRES] = int(time.time()) + policy.max_age

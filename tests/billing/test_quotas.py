@@ -140,6 +140,29 @@ async def test_a_retried_turn_charges_its_message_once(services: Services, fake_
     assert await QuotaCharge.filter(user_id=user.id, kind=QuotaKind.MESSAGE).count() == 1
 
 
+async def test_a_message_that_fails_for_good_gives_its_unit_back(
+    db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI, clock: Clock
+) -> None:
+    """The model fails on every attempt: the message is dead-lettered, the user told, and today's unit refunded."""
+    settings = make_settings(
+        llm_api_key="sk-test", llm_base_url=fake_llm.base_url, inbound_per_user_per_minute=1000, turn_max_attempts=1
+    )
+    services = build_services(settings, redis, entitlements=BillingEntitlements(clock=clock))
+    user = await ready_user("m3")
+    await subscribe(user.id, messages=5)
+    for _ in range(3):  # the client's own retries: one turn attempt
+        fake_llm.fail(500)
+    chat = Chat(services, "m3")
+    await chat.send("hello")
+    failed = await Message.get(user_id=user.id, direction=Direction.INBOUND, text="hello")
+    assert failed.status == "failed"
+    assert await used(user.id, QuotaKind.MESSAGE) == 0
+    charge = await QuotaCharge.get(user_id=user.id, kind=QuotaKind.MESSAGE)
+    assert charge.refunded_at is not None
+    assert texts(await chat.send("again")) == "echo: again"
+    assert await used(user.id, QuotaKind.MESSAGE) == 1
+
+
 # -- reference regenerations per day ----------------------------------------------------------------------------
 
 

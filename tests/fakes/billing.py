@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from portal.ports import PlanView, SubscriptionView
+from billing.service import PlanView, SubscriptionView
 
 PLAN = PlanView(
     code="monthly",
@@ -26,6 +26,8 @@ class FakeBilling:
 
     subscriptions: dict[int, SubscriptionView] = field(default_factory=dict)
     cancelled: list[int] = field(default_factory=list)
+    #: (user_id, return_url) of each `manage_url` call.
+    managed: list[tuple[int, str]] = field(default_factory=list)
     development: bool = False
 
     def subscribe(self, user_id: int, *, period_end: datetime | None = None) -> SubscriptionView:
@@ -38,6 +40,20 @@ class FakeBilling:
             cancel_at_period_end=False,
             source="stripe",
             photos_left=28,
+            open_in_stripe=True,
+        )
+        self.subscriptions[user_id] = view
+        return view
+
+    def fail_payment(self, user_id: int, status: str = "past_due") -> SubscriptionView:
+        """Turn the user's Stripe subscription to `status` after a failed renewal (not entitled, still open)."""
+        view = replace(
+            self.subscriptions.get(user_id) or self.subscribe(user_id),
+            status=status,
+            entitled=False,
+            photos_left=None,
+            payment_failed=True,
+            open_in_stripe=True,
         )
         self.subscriptions[user_id] = view
         return view
@@ -64,3 +80,8 @@ class FakeBilling:
         view = self.subscriptions.get(user_id)
         if view is not None:
             self.subscriptions[user_id] = replace(view, cancel_at_period_end=True)
+
+    async def manage_url(self, user_id: int, return_url: str) -> str:
+        """Record the call; a made-up Customer Portal address."""
+        self.managed.append((user_id, return_url))
+        return f"https://billing.stripe.test/p/session/{user_id}"

@@ -1,11 +1,12 @@
 """A fake Stripe API that the real `stripe` library talks to over HTTP, plus signed webhook events.
 
-It speaks the calls Ava makes: `POST /v1/checkout/sessions`, `GET`/`POST`/`DELETE /v1/subscriptions/{id}`,
-`GET /v1/customers/{id}`. Requests are form-encoded with Stripe's bracket syntax (`line_items[0][price]`);
-`calls` records each with its parameters decoded into nested dicts and lists and its `Idempotency-Key`.
-Like Stripe, a POST repeated with the same idempotency key answers the first answer again. Objects are
-shaped like the recorded ones in `tests/payloads/stripe/`; subscriptions live in `subscriptions` so a test
-can change them (`set_status`, `renew`) before sending the matching event.
+It speaks the calls Ava makes: `POST /v1/checkout/sessions`, `POST /v1/billing_portal/sessions` (Customer
+Portal), `GET`/`POST`/`DELETE /v1/subscriptions/{id}`, `GET /v1/customers/{id}`. Requests are form-encoded
+with Stripe's bracket syntax (`line_items[0][price]`); `calls` records each with its parameters decoded into
+nested dicts and lists and its `Idempotency-Key`. Like Stripe, a POST repeated with the same idempotency key
+answers the first answer again. Objects are shaped like the recorded ones in `tests/payloads/stripe/`;
+subscriptions live in `subscriptions` so a test can change them (`set_status`, `renew`) before sending the
+matching event; Customer Portal sessions land in `portal_sessions`.
 
     async with FakeStripe() as fake:
         client pointed at fake.url with fake.api_key ...
@@ -20,6 +21,7 @@ import asyncio
 import copy
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import re
@@ -187,16 +189,19 @@ class FakeStripe(FakeServer):
         self.sessions: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
+        self.portal_sessions: dict[str, dict[str, Any]] = {}
         self._replays: dict[str, tuple[int, Any]] = {}
         self._failures: dict[tuple[str, str], deque[tuple[int, dict[str, Any]]]] = defaultdict(deque)
         #: Seconds every API call waits before answering (keeps concurrent webhook deliveries in flight together).
         self.delay = 0.0
         self.handle("POST", "/v1/checkout/sessions", self._create_session)
+        self.handle("POST", "/v1/billing_portal/sessions", self._create_portal_session)
         self.handle("GET", "/v1/subscriptions/{id}", self._get_subscription)
         self.handle("POST", "/v1/subscriptions/{id}", self._update_subscription)
         self.handle("DELETE", "/v1/subscriptions/{id}", self._cancel_subscription)
         self.handle("GET", "/v1/customers/{id}", self._get_customer)
         self.handle("GET", "/c/pay/{id}", self._checkout_page)
+        self.handle("GET", "/p/session/{id}", self._portal_page)
 
     async def __aenter__(self) -> FakeStripe:
         await self.start()
@@ -311,6 +316,33 @@ class FakeStripe(FakeServer):
         self.sessions[session_id] = {**copy.deepcopy(session), **kept}
         return self._remember(request, session)
 
+    async def _create_portal_session(self, request: web.Request) -> web.Response:
+        """A Customer Portal session, for a customer Stripe knows (from a checkout or a stored subscription)."""
+        params, early = await self._call(request, "/v1/billing_portal/sessions")
+        if early is not None:
+            return early
+        customer = params.get("customer")
+        known = set(self.customers) | {sub["customer"] for sub in self.subscriptions.values()}
+        if customer not in known:
+            return _missing("customer", str(customer))
+        session_id = new_id("bps")
+        session = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "configuration": "bpc_1SAvaFakeDefaultConfig",
+            "created": int(time.time()),
+            "customer": customer,
+            "customer_account": None,
+            "flow": None,
+            "livemode": False,
+            "locale": params.get("locale"),
+            "on_behalf_of": None,
+            "return_url": params.get("return_url"),
+            "url": f"{self.url}/p/session/{session_id}",
+        }
+        self.portal_sessions[session_id] = session
+        return self._remember(request, session)
+
     async def _get_subscription(self, request: web.Request) -> web.Response:
         _, early = await self._call(request, "/v1/subscriptions/{id}")
         return early or self._subscription_or_404(request[MATCH]["id"])
@@ -353,11 +385,23 @@ class FakeStripe(FakeServer):
         session_id = request[MATCH]["id"]
         if session_id not in self.sessions:
             return web.Response(status=404, text="No such checkout session")
-        html = (
+        page = (
             "<!doctype html><title>Fake Stripe Checkout</title>"
             f"<h1>Fake Stripe Checkout</h1><p id=session>{session_id}</p>"
         )
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=page, content_type="text/html")
+
+    async def _portal_page(self, request: web.Request) -> web.Response:
+        """Where the Customer Portal redirect lands: a page with the way back to `return_url`."""
+        session = self.portal_sessions.get(request[MATCH]["id"])
+        if session is None:
+            return web.Response(status=404, text="No such portal session")
+        page = (
+            "<!doctype html><title>Fake Stripe Customer Portal</title>"
+            f"<h1>Fake Stripe Customer Portal</h1><p id=customer>{session['customer']}</p>"
+            f'<a id=return href="{html.escape(str(session["return_url"]))}">Return</a>'
+        )
+        return web.Response(text=page, content_type="text/html")
 
 
 def _missing(kind: str, object_id: str) -> web.Response:

@@ -136,3 +136,22 @@ async def test_confirming_never_redirects_off_site(site: Site) -> None:
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
         response = await site.client.post("/adult", data={"csrf_token": token, "next": target}, allow_redirects=False)
         assert (response.status, response.headers["Location"]) == (303, DEFAULT_NEXT)
+
+
+async def test_the_confirmation_survives_signing_in_in_the_same_browser(site: Site) -> None:
+    """Confirmed as a visitor, then signed in: the new session keeps the confirmation (and nothing else)."""
+    user_id = await sign_up(site.client, "carry@example.com")
+    await make_photo(site, await make_avatar(user_id))
+    site.client.session.cookie_jar.clear()
+    page = await site.client.get("/adult?next=/gallery")
+    before = csrf_of(await page.text())
+    await site.client.post("/adult", data={"csrf_token": before, "next": "/gallery"}, allow_redirects=False)
+    signed = await site.client.post(
+        "/signin",
+        data={"email": "carry@example.com", "password": PASSWORD, "csrf_token": before},
+        allow_redirects=False,
+    )
+    assert signed.status == 303
+    assert (await site.client.get("/gallery", allow_redirects=False)).status == 200
+    after = csrf_of(await (await site.client.get("/account")).text())
+    assert after != before  # the CSRF token is never carried over

@@ -28,3 +28,21 @@ def test_portal_imports_no_channels_or_imaging() -> None:
     assert len(modules) > 5, "the portal's modules were not found"
     offenders = {m.name: sorted(_imported_packages(m) & FORBIDDEN) for m in modules}
     assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+ADAPTERS = ("channels", "imaging", "billing", "portal")
+
+
+def _package_imports(package: str) -> set[str]:
+    root = Path(__file__).resolve().parents[2] / package
+    modules = sorted(root.rglob("*.py"))
+    assert modules, f"no modules found for {package}"
+    return set().union(*(_imported_packages(m) for m in modules))
+
+
+def test_dependencies_point_inward() -> None:
+    """core imports no adapter, and no adapter imports another (they meet only in `ava_bot`, through ports)."""
+    inner = {"core", *ADAPTERS, "ava_bot"}
+    found = {package: sorted(_package_imports(package) & inner - {package, "core"}) for package in ADAPTERS}
+    found["core"] = sorted(_package_imports("core") & inner - {"core"})
+    assert {name: bad for name, bad in found.items() if bad} == {}

@@ -186,3 +186,15 @@ async def test_a_link_whose_next_was_tampered_is_refused(portal: Portal) -> None
     link = await magic_path(portal.links, user.id, "/subscribe")
     response = await portal.client.get(link + "x", headers={"Accept": "application/json"}, allow_redirects=False)
     assert response.status == 403
+
+
+async def test_the_portal_line_states_the_configured_lifetime(
+    db: str, redis: ArqRedis, make_settings: Any, channel: RecordingChannel
+) -> None:
+    """With SIGN_IN_LINK_TTL_SECONDS=600 the `/portal` line says the link works once, for 10 minutes."""
+    services = build_services(
+        make_settings(sign_in_link_ttl_seconds=600), redis, entitlements=Gate(open_=True), channels=[channel]
+    )
+    await ask_for_portal_link(services, channel)
+    (sent,) = channel.sent
+    assert isinstance(sent.reply, LinkReply) and "works once, for 10 minutes" in sent.reply.text

@@ -23,6 +23,7 @@ from ava_bot.wiring import (
     build_billing,
     build_eraser,
     build_links,
+    build_originals,
     build_store,
     open_photo_pipeline,
     open_resources,
@@ -44,7 +45,7 @@ from portal.account import setup_account
 from portal.adult import setup_adult
 from portal.auth import current_user_id
 from portal.billing import setup_billing_pages
-from portal.chat import message_event, signed_in_user
+from portal.chat import message_event, setup_chat, signed_in_user
 from portal.csrf import require_csrf
 from portal.erasure import setup_erasure
 from portal.gallery import setup_gallery
@@ -153,11 +154,12 @@ async def create_app(
         gate=make_chat_gate(lambda: app[SERVICES].entitlements),
         streams_per_user=settings.chat_streams_per_user,
     )
-    library = StoredPhotoLibrary(build_store(settings))
+    library = StoredPhotoLibrary(build_store(settings), build_originals(settings))
     setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
     setup_gallery(app, library=library)
     setup_adult(app)
     setup_account(app, billing=lambda: billing, inbox=lambda: app[SERVICES].inbox)
+    setup_chat(app, inbox=lambda: app[SERVICES].inbox)  # Ava greets first on an empty chat
     eraser = build_eraser(settings, cancel_subscription=billing.cancel_immediately)
     setup_erasure(app, eraser=lambda: eraser)
     setup_legal(app)

@@ -1,13 +1,16 @@
-"""HTTP plumbing shared by every route: the one middleware mapping `AvaError`s to responses.
+"""HTTP plumbing shared by every route: the one middleware mapping errors to responses.
 
 An `AvaError` answers with its `http_status` and `public_message`: as the portal's HTML error page when the
 request is a browser loading a page (its `Accept` ranks HTML above JSON) and the application renders pages,
-else as JSON `{"error": message}`. aiohttp's own `web.HTTPException`s pass through untouched; any other
-exception propagates (aiohttp answers 500 and Sentry sees it).
+else as JSON `{"error": message}`. aiohttp's own error responses (a `web.HTTPException` with a 4xx/5xx status:
+an unknown path's 404, a CSRF refusal's 403) get the same styled page for such a browser, keeping their status,
+and pass through untouched for everyone else; redirects always pass through. Any other exception is a bug: it is
+logged (Sentry sees the record) and such a browser gets the styled 500 page; other clients get aiohttp's 500.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable
 from typing import Protocol
@@ -26,6 +29,18 @@ PRIVATE_ERROR_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+#: What the error page says for aiohttp's own error responses (title, message), by status.
+HTTP_WORDS = {
+    400: ("Something's not right", "That request could not be understood. Go back and try again."),
+    403: ("Not allowed", "You cannot open this page."),
+    404: ("Page not found", "There is nothing here. The link may be old or mistyped."),
+    405: ("Not allowed", "This page cannot be used like that."),
+    413: ("Too large", "That was too large to send."),
+    500: ("Something went wrong", "Sorry, that is on our side. Try again in a moment."),
+}
+_OTHER_WORDS = ("Something went wrong", "This page cannot be shown right now.")
+#: Headers of an aiohttp error response the styled page keeps (what to retry, which methods are allowed).
+_KEPT_HEADERS = (hdrs.ALLOW, hdrs.RETRY_AFTER)
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 #: Media ranges that match `application/json`, by specificity: the most specific one present sets its quality.
 _JSON_RANGES = {"application/json": 2, "application/*": 1, "*/*": 0}
@@ -46,10 +61,27 @@ def make_error_middleware(*, page: PageRenderer | None = None) -> Middleware:
     async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except web.HTTPException:
-            raise  # already a response (redirect, 404, CSRF refusal...): aiohttp sends it as is
+        except web.HTTPException as exc:
+            # Already a response (redirect, 404, CSRF refusal...): sent as is, except an error to a browser.
+            if exc.status < 400 or page is None or not prefers_html(request.headers.get(hdrs.ACCEPT, "")):
+                raise
+            styled = await _styled(request, page, exc.status, *_http_words(exc))
+            if styled is None:
+                raise
+            for name in _KEPT_HEADERS:
+                if name in exc.headers:
+                    styled.headers[name] = exc.headers[name]
+            return styled
         except AvaError as exc:
             return await _answer(request, exc, page)
+        except Exception:
+            if page is None or not prefers_html(request.headers.get(hdrs.ACCEPT, "")):
+                raise  # aiohttp answers its own 500 and logs it
+            logger.exception("%s %s failed", request.method, _route(request))
+            styled = await _styled(request, page, 500, *HTTP_WORDS[500])
+            if styled is None:
+                raise
+            return styled
 
     return error_middleware
 
@@ -60,7 +92,7 @@ error_middleware = make_error_middleware()
 
 async def portal_error_page(request: web.Request, *, status: int, title: str, message: str) -> web.Response:
     """The portal's `error.html` with `status`, its CSP nonce and security headers (a `PageRenderer`)."""
-    return await render(request, "error.html", {"title": title, "message": message}, status=status)
+    return await render(request, "error.html", {"title": title, "message": message, "status": status}, status=status)
 
 
 def prefers_html(accept: str) -> bool:
@@ -107,24 +139,46 @@ async def _answer(request: web.Request, exc: AvaError, page: PageRenderer | None
     else:
         logger.info("%s %s refused with %d: %s", request.method, route, status, exc)
     response: web.StreamResponse | None = None
-    if page is None:
-        response = web.json_response({"error": exc.public_message}, status=status)
-        response.headers.update(PRIVATE_ERROR_HEADERS)
-        return response
-    if prefers_html(request.headers.get(hdrs.ACCEPT, "")):
-        try:
-            response = await page(request, status=status, title=exc.public_title, message=exc.public_message)
-        except Exception:
-            # A broken error page must not turn a 403 into a 500: log it (Sentry sees it) and answer JSON.
-            logger.exception("error page for %s %s could not be rendered", request.method, route)
+    if page is not None and prefers_html(request.headers.get(hdrs.ACCEPT, "")):
+        # A broken error page must not turn a 403 into a 500: `_styled` logs it, and JSON answers instead.
+        response = await _styled(request, page, status, exc.public_title, exc.public_message)
     if response is None:
         response = web.json_response({"error": exc.public_message}, status=status)
+        if page is not None:
+            response.headers[hdrs.VARY] = hdrs.ACCEPT
+        # Error answers are private and never cached; the URL (it may carry a signed token) never leaks onwards.
+        response.headers.update(PRIVATE_ERROR_HEADERS)
+    return response
+
+
+def _http_words(exc: web.HTTPException) -> tuple[str, str]:
+    """Title and message for an aiohttp error response: a JSON body's `error` is the message when present."""
+    title, message = HTTP_WORDS.get(exc.status, _OTHER_WORDS)
+    if exc.content_type == "application/json" and isinstance(exc.text, str):
+        try:
+            body = json.loads(exc.text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
+            message = body["error"]
+    return title, message
+
+
+async def _styled(
+    request: web.Request, page: PageRenderer, status: int, title: str, message: str
+) -> web.StreamResponse | None:
+    """The styled page for an error, private and never cached; None when the page itself cannot be rendered."""
+    try:
+        response = await page(request, status=status, title=title, message=message)
+    except Exception:
+        logger.exception("error page for %s %s could not be rendered", request.method, _route(request))
+        return None
     response.headers[hdrs.VARY] = hdrs.ACCEPT
-    # Error answers are private and never cached; the URL (it may carry a signed token) never leaks onwards.
     response.headers.update(PRIVATE_ERROR_HEADERS)
     return response
 
 
 def _route(request: web.Request) -> str:
+    """The route's template (paths can carry signed tokens: never log them)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else request.path

@@ -47,7 +47,8 @@ from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
 from core.inbox import InboundLimit, Inbox
 from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
-from core.ports import Channel, Entitlements, LLMProvider, Moderation, QuotaVerdict, RateLimiter
+from core.messages import ChatRef
+from core.ports import ActivityKind, Channel, Entitlements, LLMProvider, Moderation, QuotaVerdict, RateLimiter
 from core.quota import photo_key
 from core.safety import SafetyChecker
 from core.turns import RunnerConfig, TurnRunner
@@ -422,6 +423,11 @@ async def open_photo_pipeline(
     async def refund_photo(photo: Photo) -> bool:
         return await entitlements.refund(photo_key(photo.id))
 
+    async def announce(ref: ChatRef, kind: ActivityKind) -> None:  # e.g. "still trying…" after a failed attempt
+        channel = services.channels.get(ref.channel)
+        if channel is not None:
+            await channel.show_activity(ref, kind)
+
     async with httpx.AsyncClient(follow_redirects=False) as http:
         yield PhotoPipeline(
             provider=chosen,
@@ -438,6 +444,7 @@ async def open_photo_pipeline(
             originals=build_originals(settings),
             charge=charge_photo,
             refund=refund_photo,
+            announce=announce,
         )
         close = getattr(chosen, "aclose", None)
         if close is not None:

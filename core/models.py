@@ -57,6 +57,9 @@ class SetupStep(StrEnum):
     APPEARANCE = "appearance"
     NAME = "name"
     PERSONALITY = "personality"
+    #: Every answer shown with "looks good" / "change …": only confirming it makes the avatar (no schema change:
+    #: the column is a plain varchar).
+    SUMMARY = "summary"
     REFERENCE_PENDING = "reference_pending"
     REFERENCE_REVIEW = "reference_review"
     DONE = "done"

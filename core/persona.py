@@ -45,12 +45,19 @@ SEND_PHOTO_TOOL = ToolSpec(
 )
 
 
+def personality_line(personality: str) -> str:
+    """How the prompt states the personality: a preset with its style, or the user's own words as they gave them."""
+    style = PERSONALITY_STYLES.get(personality)
+    if style is not None:
+        return f"Your personality is {personality}: {style}."
+    return f"Your personality, in the user's words: {personality.strip()}. Let it show in how you talk."
+
+
 def build_system_prompt(avatar: Avatar, mode: Mode) -> str:
     """The system prompt for a chat turn: identity from the avatar, behaviour from the mode, safety rules."""
-    style = PERSONALITY_STYLES.get(avatar.personality, avatar.personality)
     identity = (
         f"You are {avatar.name}, a {avatar.age}-year-old {avatar.nationality} {avatar.gender}. "
-        f"Your appearance: {avatar.appearance.strip()}. Your personality is {avatar.personality}: {style}."
+        f"Your appearance: {avatar.appearance.strip()}. {personality_line(avatar.personality)}"
     )
     if mode == Mode.SECRETARY:
         behaviour = (

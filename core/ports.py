@@ -147,8 +147,10 @@ class Entitlements(Protocol):
         ...
 
 
-#: What a channel may show while Ava works: typing (a turn waits for the LLM), or a photo being made.
-ActivityKind = Literal["typing", "upload_photo"]
+#: What a channel may show while Ava works: typing (a turn waits for the LLM), a photo being made, or a photo
+#: attempt that failed and will be tried again (`photo_retry`: the web chat says "still trying…"; chat platforms
+#: have no such indicator and show nothing for it).
+ActivityKind = Literal["typing", "upload_photo", "photo_retry"]
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104 - a host name, not a bind
 

@@ -1,27 +1,42 @@
-"""Avatar setup as a conversation: one question at a time, validated answers, state in the database.
+"""Avatar setup as a conversation: the questions, their choices and the summary, validated answers, drafts.
 
 Steps (stored in `User.setup_step`): gender -> age -> nationality -> appearance -> name -> personality ->
-reference photo requested -> review (keep / regenerate). `/avatar` runs the same questions again with the
-current values offered as defaults and ends with a new reference photo (a new `Avatar` version).
+summary (every answer, "looks good" or "change X") -> reference photo requested -> review (keep / regenerate).
+Every question says where it is ("Step 3 of 6") and, after the first, offers "← Back"; a question answered
+before offers its answer as the default ("Keep: …"). `/avatar` starts at the summary with the current values.
+The flow itself (what happens on an answer) is `core.setup_flow`; reading typed answers is `core.answers`.
 
 The age floor (20) is enforced here, again by the model validator and again by a database CHECK.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from core.answers import (
+    GENDERS,
+    PERSONALITIES,
+    clean,
+    parse_age,
+    parse_appearance,
+    parse_gender,
+    parse_name,
+    parse_nationality,
+    parse_personality,
+)
 from core.errors import UnsafeAnswer, ValidationFailed
 from core.messages import Choice, ChoicesReply, Reply, TextReply
 from core.models import MAX_APPEARANCE_CHARS, MIN_AVATAR_AGE, SetupStep, User
+from core.outcome import Outcome
 from core.ports import TextSafety
 
-MAX_AGE = 99
-PERSONALITIES = ("playful", "dominant", "shy", "caring", "intellectual", "adventurous")
-GENDERS = ("woman", "man", "non-binary")
 KEEP = "keep"
+BACK = "back"
+CONFIRM = "setup:confirm"
+CHANGE_PREFIX = "change:"
+BACK_LABEL = "← Back"
+CONFIRM_LABEL = "Looks good — take my photo"
 
 #: The question steps in order; the value each stores in the draft has the same name.
 QUESTION_STEPS = (
@@ -35,19 +50,44 @@ QUESTION_STEPS = (
 
 QUESTIONS: dict[SetupStep, str] = {
     SetupStep.GENDER: "Let's create me! First: should I be a woman, a man, or something else? Pick one or type it.",
-    SetupStep.AGE: f"How old should I be? Send a whole number, {MIN_AVATAR_AGE} or more.",
+    SetupStep.AGE: f'How old should I be? {MIN_AVATAR_AGE} or more, as a number or in words ("twenty-five").',
     SetupStep.NATIONALITY: "What nationality or ethnicity should I have? (e.g. Italian, Korean, Brazilian, mixed)",
     SetupStep.APPEARANCE: (
         "Describe how I look, in your own words: hair, eyes, body type, style, anything you like "
         f"(up to {MAX_APPEARANCE_CHARS} characters)."
     ),
     SetupStep.NAME: "What's my name?",
-    SetupStep.PERSONALITY: "Last one: what's my personality?",
+    SetupStep.PERSONALITY: 'Last one: what\'s my personality? Pick one or say it your way, like "funny and sweet".',
 }
 
+#: The question again, short, after an answer that could not be used (same bubble as the explanation).
+SHORT_QUESTIONS: dict[SetupStep, str] = {
+    SetupStep.GENDER: "Should I be a woman, a man, or something else?",
+    SetupStep.AGE: "How old should I be?",
+    SetupStep.NATIONALITY: "What nationality or ethnicity should I have?",
+    SetupStep.APPEARANCE: "How should I look?",
+    SetupStep.NAME: "What's my name?",
+    SetupStep.PERSONALITY: "What's my personality?",
+}
 
-#: Steps whose answers are free text that can reach an image prompt: each is safety-checked on its own.
-FREE_TEXT_STEPS = (SetupStep.GENDER, SetupStep.NATIONALITY, SetupStep.APPEARANCE, SetupStep.NAME)
+#: How each answer is named in the summary and its "Change …" choice.
+FIELD_LABELS: dict[SetupStep, str] = {
+    SetupStep.GENDER: "gender",
+    SetupStep.AGE: "age",
+    SetupStep.NATIONALITY: "nationality",
+    SetupStep.APPEARANCE: "looks",
+    SetupStep.NAME: "name",
+    SetupStep.PERSONALITY: "personality",
+}
+
+#: Steps whose answers are free text that can reach an image or persona prompt: each is safety-checked alone.
+FREE_TEXT_STEPS = (
+    SetupStep.GENDER,
+    SetupStep.NATIONALITY,
+    SetupStep.APPEARANCE,
+    SetupStep.NAME,
+    SetupStep.PERSONALITY,
+)
 #: Refused answers to one question before it offers its safe presets only (the flow never loops).
 MAX_REFUSALS = 3
 CHOICES_ONLY_PROMPT = "Let's keep it simple: pick one of these."
@@ -78,6 +118,7 @@ REFUSED_ANSWER: dict[SetupStep, str] = {
         "style without ages under 20 and without anything about kids, teens or school."
     ),
     SetupStep.NAME: "Please pick another name — one that doesn't suggest a child or a teen.",
+    SetupStep.PERSONALITY: "I'm a grown adult: describe my personality without anything about kids, teens or age.",
 }
 
 
@@ -133,73 +174,28 @@ def clear_draft(user: User) -> None:
     user.setup_photo_id = None
 
 
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+def draft_complete(user: User) -> bool:
+    """Whether every question has an answer (the summary was reached, or an edit started from one)."""
+    return all(draft_value(user, step) is not None for step in QUESTION_STEPS)
 
 
-def parse_gender(text: str) -> str:
-    """A short gender description (buttons or free text)."""
-    value = _clean(text).lower()
-    if not 2 <= len(value) <= 30 or any(ch.isdigit() for ch in value) or len(value.split()) > 3:
-        raise ValidationFailed("Just a word or two, please: woman, man, non-binary, or your own word.")
-    return value
-
-
-def parse_age(text: str) -> int:
-    """A whole number of years, at least 20 (hard floor)."""
-    value = _clean(text).lower().removesuffix("years old").removesuffix("years").strip()
-    if not re.fullmatch(r"\d{1,3}", value):
-        raise ValidationFailed(f"Please send my age as a whole number, like 25 ({MIN_AVATAR_AGE} or more).")
-    age = int(value)
-    if age < MIN_AVATAR_AGE:
-        raise ValidationFailed(
-            f"I have to be at least {MIN_AVATAR_AGE}: that's a firm rule. Pick {MIN_AVATAR_AGE} or more."
-        )
-    if age > MAX_AGE:
-        raise ValidationFailed(f"Let's keep it between {MIN_AVATAR_AGE} and {MAX_AGE}.")
-    return age
-
-
-def parse_nationality(text: str) -> str:
-    """Free text, 2-128 characters."""
-    value = _clean(text)
-    if not 2 <= len(value) <= 128:
-        raise ValidationFailed("Tell me a nationality or ethnicity in a few words (e.g. Italian, Japanese-Brazilian).")
-    return value
-
-
-def parse_appearance(text: str) -> str:
-    """Free text of 3 to 2000 characters (its safety is checked by the caller, on its own)."""
-    value = text.strip()
-    if len(value) < 3:
-        raise ValidationFailed("Describe me in a few words at least: hair, eyes, style…")
-    if len(value) > MAX_APPEARANCE_CHARS:
-        raise ValidationFailed(
-            f"That's {len(value)} characters; please keep it under {MAX_APPEARANCE_CHARS}. Try a shorter description."
-        )
-    return value
-
-
-def parse_name(text: str) -> str:
-    """1-64 characters of name."""
-    value = _clean(text)
-    if not 1 <= len(value) <= 64 or value.startswith("/"):
-        raise ValidationFailed("What should I be called? Send a name of up to 64 characters.")
-    return value
-
-
-def parse_personality(text: str) -> str:
-    """One of the six personalities."""
-    value = _clean(text).lower()
-    if value not in PERSONALITIES:
-        raise ValidationFailed("Pick one of these personalities: " + ", ".join(PERSONALITIES) + ".")
-    return value
+def first_unusable(user: User) -> tuple[SetupStep, str] | None:
+    """The first question whose stored answer is missing or no longer valid, with why; None when all are usable."""
+    for step in QUESTION_STEPS:
+        value = draft_value(user, step)
+        if value is None:
+            return step, "I still need this answer."
+        try:
+            parse_answer(step, str(value))
+        except ValidationFailed as problem:
+            return step, problem.public_message
+    return None
 
 
 def parse_answer(step: SetupStep, text: str) -> str | int:
-    """Validate the shape of the answer to `step`; raise `ValidationFailed` with a helpful re-ask text.
+    """Validate the shape of the answer to `step`; raise `ValidationFailed` explaining what was wrong.
 
-    Safety is not judged here: the engine checks every free-text answer on its own with both safety layers.
+    Safety is not judged here: the flow checks every free-text answer on its own with both safety layers.
     """
     match step:
         case SetupStep.GENDER:
@@ -217,10 +213,14 @@ def parse_answer(step: SetupStep, text: str) -> str | int:
     raise ValueError(f"{step} is not a question step")
 
 
-def next_step(step: SetupStep) -> SetupStep:
-    """The step after a question step (after personality: the reference photo)."""
-    index = QUESTION_STEPS.index(step)
-    return QUESTION_STEPS[index + 1] if index + 1 < len(QUESTION_STEPS) else SetupStep.REFERENCE_PENDING
+def step_number(step: SetupStep) -> int:
+    """The 1-based position of a question step."""
+    return QUESTION_STEPS.index(step) + 1
+
+
+def step_label(step: SetupStep) -> str:
+    """Where a question is in the setup: "Step 3 of 6"."""
+    return f"Step {step_number(step)} of {len(QUESTION_STEPS)}"
 
 
 def preset_choices(step: SetupStep) -> tuple[Choice, ...]:
@@ -230,28 +230,77 @@ def preset_choices(step: SetupStep) -> tuple[Choice, ...]:
 
 def preset_value(step: SetupStep, text: str) -> str | None:
     """The preset `text` names (its value or, case-insensitively, its label), if any."""
-    wanted = _clean(text).casefold()
+    wanted = clean(text).casefold()
     for label, value in PRESETS[step]:
         if wanted in (value.casefold(), label.casefold()):
             return value
     return None
 
 
-def question(step: SetupStep, *, current: Any = None, choices_only: bool = False) -> Reply:
-    """The question for `step`, with choices where natural and the current value as a default when editing.
+def shown(value: object, limit: int = 40) -> str:
+    """A stored answer short enough for a button label."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "…"
 
+
+def question(
+    step: SetupStep,
+    *,
+    current: Any = None,
+    choices_only: bool = False,
+    back: bool = False,
+    problem: str | None = None,
+) -> Reply:
+    """The question for `step` in one bubble: its step number, then the question, with choices where natural.
+
+    `current`: the answer given before, offered as the default ("Keep: …"). `back`: offer "← Back".
+    `problem`: why the last answer could not be used; the bubble explains it and asks again, shortly.
     `choices_only` (after repeated refusals): the safe presets alone, so the flow can always move on.
     """
-    text = QUESTIONS[step]
+    if choices_only:
+        body = CHOICES_ONLY_PROMPT if problem is None else f"{problem} {CHOICES_ONLY_PROMPT}"
+    else:
+        body = QUESTIONS[step] if problem is None else f"{problem} {SHORT_QUESTIONS[step]}"
     options: list[Choice] = []
     if current is not None and not choices_only:
-        shown = str(current) if len(str(current)) <= 40 else str(current)[:37] + "…"
-        options.append(Choice(f"Keep: {shown}", KEEP))
-    if choices_only:
-        text = CHOICES_ONLY_PROMPT
+        options.append(Choice(f"Keep: {shown(current)}", KEEP))
+    if choices_only or step in (SetupStep.GENDER, SetupStep.PERSONALITY):
         options += preset_choices(step)
-    elif step in (SetupStep.GENDER, SetupStep.PERSONALITY):
-        options += preset_choices(step)
-    if options:
-        return ChoicesReply(text, tuple(options))
-    return TextReply(text)
+    if back:
+        options.append(Choice(BACK_LABEL, BACK))
+    text = f"{step_label(step)} · {body}"
+    return ChoicesReply(text, tuple(options)) if options else TextReply(text)
+
+
+def summary(user: User, *, intro: str | None = None) -> ChoicesReply:
+    """Every answer so far, with "Looks good — take my photo" and one "Change …" choice per answer."""
+    lines = [f"• {FIELD_LABELS[step].capitalize()}: {draft_value(user, step)}" for step in QUESTION_STEPS]
+    head = intro or "Here's me, as you made me:"
+    text = f"{head}\n" + "\n".join(lines) + "\n\nShall I take my photo, or would you like to change something?"
+    options = [Choice(CONFIRM_LABEL, CONFIRM)]
+    options += [Choice(f"Change {FIELD_LABELS[step]}", CHANGE_PREFIX + step.value) for step in QUESTION_STEPS]
+    return ChoicesReply(text, tuple(options))
+
+
+def ask(user: User, step: SetupStep, *, problem: str | None = None) -> Reply:
+    """The question for `step` as `user` stands: its earlier answer as the default, "← Back" after the first
+    question (or when it was reached from the summary), its safe presets alone after too many refusals."""
+    return question(
+        step,
+        current=draft_value(user, step),
+        choices_only=user.setup_refusals >= MAX_REFUSALS,
+        back=QUESTION_STEPS.index(step) > 0 or draft_complete(user),
+        problem=problem,
+    )
+
+
+def refused(user: User, step: SetupStep, why: str) -> Outcome:
+    """An answer was refused: one bubble saying what to change and asking again (presets only after too many)."""
+    user.setup_refusals += 1
+    return Outcome([ask(user, step, problem=why)])
+
+
+def restart(user: User) -> Reply:
+    """Start the questions from the first one (defensive: state that cannot go on)."""
+    user.setup_step = SetupStep.GENDER
+    return ask(user, SetupStep.GENDER)

@@ -16,7 +16,8 @@ non-terminal status) committed together with its audit row, so:
   `after_finished` (after the commit) only asks for the user's ordered delivery to run, and a lost kick is
   found by the sweeper. A send failure is retried by the delivery, never re-raised into this job.
 
-While the provider works, the chat the request came from shows "uploading a photo" (`activity`).
+While the provider works, the chat the request came from shows "uploading a photo" (`activity`); when an
+attempt failed and will be retried, that chat is told once (`announce` with `photo_retry`: "still trying…").
 
 Quota: a photo (not a reference) consumes one unit of its user's photo quota when its job starts, through the
 injected `charge` hook (billing's entitlements, wired in `ava_bot`; imaging never imports billing). The charge
@@ -44,7 +45,7 @@ from tortoise.transactions import in_transaction
 from core.errors import ModerationUnavailable
 from core.messages import ChatRef
 from core.models import Avatar, DeadLetter, user_ref
-from core.ports import PhotoEvent, PhotoKind, PhotoStatusName, QuotaVerdict
+from core.ports import ActivityKind, PhotoEvent, PhotoKind, PhotoStatusName, QuotaVerdict
 from core.safety import Refusal, SafetyChecker, record_refusal
 from imaging.download import download_image
 from imaging.errors import (
@@ -112,10 +113,12 @@ class PhotoPipeline:
         download_timeout: float = 30.0,
         charge: ChargeHook | None = None,
         refund: RefundHook | None = None,
+        announce: Callable[[ChatRef, ActivityKind], Awaitable[object]] | None = None,
     ) -> None:
         """`safety`: both layers (default: the rules alone). `originals`: the private store of references'
         unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy).
-        `charge` / `refund`: the photo quota (None: photos are not counted)."""
+        `charge` / `refund`: the photo quota (None: photos are not counted). `announce`: shows a one-off
+        activity in a chat (None: retries are silent)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._provider = provider
@@ -133,6 +136,7 @@ class PhotoPipeline:
         self._download_timeout = download_timeout
         self._charge = charge
         self._refund = refund
+        self._announce = announce
 
     @property
     def max_attempts(self) -> int:
@@ -343,7 +347,17 @@ class PhotoPipeline:
         if not won:
             await self._after_finished(photo.user_id)
             return
+        await self._announce_retry(photo)
         raise RetryLater(defer, error)
+
+    async def _announce_retry(self, photo: Photo) -> None:
+        """ "Still trying…" in the chat the request came from; best effort (a hint never fails the job)."""
+        if self._announce is None or not photo.chat_channel or not photo.chat_id:
+            return
+        try:
+            await self._announce(ChatRef(photo.chat_channel, photo.chat_id), "photo_retry")
+        except Exception as exc:
+            logger.debug("retry of photo %s not announced: %r", photo.id, exc)
 
     async def _fail(
         self, photo: Photo, error: str, attempt: int, *, dead_letter: bool = True, job_id: str | None = None

@@ -1,4 +1,4 @@
-"""The account page (`GET /account`): avatar, plan, connected chats, sign out everywhere, delete my data.
+"""The account page (`GET /account`) and the header's mode switch and sign-out confirmation.
 
 * Avatar: a summary of the current avatar with its kept reference portrait (behind the 18+ interstitial like
   every photo page) and "Edit avatar", which sends the chat command `/avatar` for the user through the core
@@ -9,15 +9,20 @@
 * Connected chats: connecting shows a deep link carrying a fresh code (`core.linking`): opening it and sending
   the prefilled message makes that chat talk to this account's Ava. Unlinking a chat gives it back its own,
   new Ava the next time it writes. The web identity itself cannot be unlinked here.
+* The header of every page (`portal.nav`, `base.html`) posts its mode switch to `POST /mode`, which sends
+  `/mode secretary|intimate` through the inbox like "Edit avatar", and links "Sign out" to `GET /signout`, a
+  confirmation whose button posts `POST /signout` (`portal.auth`).
 
 Billing and the inbox exist only once the application runs, so `setup_account` takes getters for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -28,13 +33,13 @@ from core.engine import current_avatar
 from core.inbox import Inbox
 from core.linking import create_link_code, link_token
 from core.messages import ChatRef, InboundMessage
-from core.models import ChannelIdentity, User
+from core.models import ChannelIdentity, Mode, User
 from portal.adult import session_confirmed
 from portal.csrf import require_csrf
 from portal.deps import portal
 from portal.pages import bad_request, render
 from portal.paths import parse_id, sign_in_first
-from portal.ports import Billing
+from portal.ports import Billing, PlanView
 from portal.sessions import current_user
 
 routes = web.RouteTableDef()
@@ -42,6 +47,10 @@ routes = web.RouteTableDef()
 CHANNEL_NAMES = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
 #: The chat command that starts editing the avatar (`core.setup`).
 AVATAR_COMMAND = "/avatar"
+#: The chat command that switches the conversation mode (`core.engine`), and the modes it takes.
+MODE_COMMAND = "/mode"
+MODES = tuple(str(m) for m in Mode)
+SETTLE_POLL_SECONDS = 0.1
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
@@ -52,18 +61,33 @@ class AccountServices:
     #: The billing service; None where a deployment or test has none (the plan section then says so).
     billing: Callable[[], Billing | None]
     inbox: Callable[[], Inbox]
+    #: How long the mode switch waits for the turn to apply the new mode before it opens the chat.
+    mode_settle_seconds: float = 3.0
 
 
 ACCOUNT = web.AppKey("ava_account", AccountServices)
 
 
-def setup_account(app: web.Application, *, billing: Callable[[], Billing | None], inbox: Callable[[], Inbox]) -> None:
+def setup_account(
+    app: web.Application,
+    *,
+    billing: Callable[[], Billing | None],
+    inbox: Callable[[], Inbox],
+    mode_settle_seconds: float = 3.0,
+) -> None:
     """Give the account page (its routes come with `portal.setup.setup_portal`) billing and the inbox."""
-    app[ACCOUNT] = AccountServices(billing=billing, inbox=inbox)
+    app[ACCOUNT] = AccountServices(billing=billing, inbox=inbox, mode_settle_seconds=mode_settle_seconds)
 
 
 def _services(request: web.Request) -> AccountServices | None:
     return request.app.get(ACCOUNT)
+
+
+async def offered_plans(request: web.Request) -> Sequence[PlanView]:
+    """The active plans (default first) from the `Billing` port, for the home page; none without billing."""
+    services = _services(request)
+    billing = services.billing() if services is not None else None
+    return await billing.plans() if billing is not None else ()
 
 
 async def _account(request: web.Request) -> User:
@@ -138,6 +162,52 @@ async def edit_avatar(request: web.Request) -> web.Response:
     ref = ChatRef(portal(request).web_channel, str(user.id))
     await services.inbox().receive(InboundMessage(ref, f"{user.id}:{client_id}", AVATAR_COMMAND), user)
     raise web.HTTPSeeOther("/chat")
+
+
+@routes.post("/mode")
+async def switch_mode(request: web.Request) -> web.Response:
+    """The header's mode switch: send `/mode <mode>` through the inbox (as typed in the web chat), open the chat.
+
+    The answer waits briefly for the turn (`mode_settle_seconds`), so the chat opens with the new mode in its
+    header and theme and Ava's answer in it. Choosing the current mode sends nothing.
+    """
+    user = await _account(request)
+    form = await request.post()
+    await require_csrf(request, form)
+    services = _services(request)
+    mode = form.get("mode")
+    if services is None:
+        raise web.HTTPNotFound()
+    if mode not in MODES:
+        raise bad_request("mode must be secretary or intimate.")
+    if mode != user.mode:
+        client_id = form.get("client_id")
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise bad_request("client_id must be 8-64 letters, digits, '-' or '_'.")
+        ref = ChatRef(portal(request).web_channel, str(user.id))
+        await services.inbox().receive(InboundMessage(ref, f"{user.id}:{client_id}", f"{MODE_COMMAND} {mode}"), user)
+        await _settle(user.id, mode, services.mode_settle_seconds)
+    raise web.HTTPSeeOther("/chat")
+
+
+async def _settle(user_id: int, mode: str, seconds: float) -> bool:
+    """Wait (at most `seconds`) until the turn has switched the mode, so the page the browser opens next shows it
+    (header, theme, Ava's answer); a busy worker just means the next page still shows the old mode."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if await User.filter(id=user_id, mode=mode).exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(SETTLE_POLL_SECONDS)
+
+
+@routes.get("/signout")
+async def confirm_signout(request: web.Request) -> web.Response:
+    """The sign-out confirmation: its button posts `POST /signout` (a GET never signs anyone out: no CSRF)."""
+    if await current_user(request) is None:
+        raise web.HTTPSeeOther("/")
+    return await render(request, "signout.html", {})
 
 
 @routes.post("/account/cancel")

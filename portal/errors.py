@@ -1,4 +1,4 @@
-"""Errors of the portal: refused signed links, photos that cannot be shown, bad page parameters, unfinished erasure."""
+"""Errors of the portal: refused links, photos not shown or not deleted, bad page parameters, unfinished erasure."""
 
 from __future__ import annotations
 
@@ -42,6 +42,25 @@ class PhotoUnavailable(AvaError):
     http_status = 503
     public_title = "Try again later"
     public_message = "The photo cannot be shown right now."
+
+
+class PhotoNotDeleted(AvaError):
+    """The photo store failed while deleting a photo; the photo stays and deleting again finishes it."""
+
+    http_status = 503
+    public_title = "Not deleted"
+    public_message = "The photo could not be deleted just now. Try again in a few minutes."
+
+
+class PhotoProtected(AvaError):
+    """Deleting the current avatar's kept reference portrait: every later photo is made from it."""
+
+    http_status = 409
+    public_title = "This photo stays"
+    public_message = (
+        "This is my portrait for the look you chose: I use it for every photo, so it cannot be deleted. "
+        "Edit the avatar on your account page to change it."
+    )
 
 
 class LinkUsed(LinkInvalid):

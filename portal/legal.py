@@ -1,4 +1,4 @@
-"""The terms page every user accepts at onboarding (linked from the 18+ confirmation)."""
+"""The terms every user accepts at onboarding (linked from the 18+ confirmation) and the privacy notice."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ async def terms(request: web.Request) -> web.Response:
     return await render(request, "terms.html", {})
 
 
+async def privacy(request: web.Request) -> web.Response:
+    """Privacy notice: what is kept, who else sees it (providers, Stripe, chat platforms), cookies, deletion."""
+    return await render(request, "privacy.html", {})
+
+
 def setup_legal(app: web.Application) -> None:
-    """Register `GET /terms`."""
+    """Register `GET /terms` and `GET /privacy`."""
     app.router.add_get("/terms", terms)
+    app.router.add_get("/privacy", privacy)

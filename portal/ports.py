@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 class GalleryPhoto(Protocol):
@@ -34,10 +34,15 @@ class GalleryPhoto(Protocol):
         """When the photo was requested."""
         ...
 
+    @property
+    def protected(self) -> bool:
+        """The current avatar's kept reference (or one under review): it anchors her look and cannot be deleted."""
+        ...
+
 
 @runtime_checkable
 class PhotoLibrary(Protocol):
-    """Finished photos of a user: their bytes and the gallery list."""
+    """Finished photos of a user: their bytes, the gallery list (chat photos and kept references), deleting one."""
 
     async def photo_bytes(self, owner_id: int, photo_id: int) -> bytes | None:
         """The JPEG of `photo_id` when it is `owner_id`'s and ready; None when missing, not theirs or not ready.
@@ -47,11 +52,20 @@ class PhotoLibrary(Protocol):
         ...
 
     async def gallery(self, owner_id: int, limit: int, before: int | None = None) -> Sequence[GalleryPhoto]:
-        """`owner_id`'s ready photos, newest first, at most `limit`; with `before`, only photos with a smaller id."""
+        """`owner_id`'s ready chat photos and kept references (not the portraits regenerated away), newest first,
+        at most `limit`; with `before`, only photos with a smaller id."""
         ...
 
     async def photo(self, owner_id: int, photo_id: int) -> GalleryPhoto | None:
         """One ready photo of `owner_id` (date and caption for its page); None when missing, not theirs or not ready."""
+        ...
+
+    async def delete(self, owner_id: int, photo_id: int) -> Literal["deleted", "missing", "protected"]:
+        """Delete `owner_id`'s ready photo with its files; "missing" when there is no such photo of theirs,
+        "protected" (nothing deleted) for the current avatar's kept reference.
+
+        Raise a `core.errors.AvaError` when the files cannot be deleted now (the photo then stays).
+        """
         ...
 
 

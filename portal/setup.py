@@ -12,8 +12,10 @@ from redis.asyncio import Redis
 
 from core.ports import RateLimiter
 from portal import account, auth, chat
+from portal.assets import setup_assets
 from portal.auth import AUTH, AuthServices
 from portal.deps import PORTAL, Portal
+from portal.humane import time_tag
 from portal.links import PortalLinks
 from portal.pages import add_hsts
 from portal.passwords import Passwords
@@ -53,7 +55,9 @@ def setup_portal(
         secure=secure_cookies,
     )
     aiohttp_session.setup(app, storage)
-    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
+    env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("portal", "templates"), autoescape=True)
+    env.globals["static_url"] = setup_assets(app).url
+    env.globals["when"] = time_tag
     app[SESSION_POLICY] = SessionPolicy(max_age=session_max_age)
     app[AUTH] = AuthServices(
         passwords=passwords or Passwords(concurrency=password_hash_concurrency),

@@ -107,7 +107,7 @@ class TelegramChannel:
     async def show_activity(self, ref: ChatRef, kind: ActivityKind) -> None:
         """Show "typing…" or "sending photo…" for about five seconds; failures are only logged (debug)."""
         _check_ref(ref)
-        action = ChatAction.UPLOAD_PHOTO if kind == "upload_photo" else ChatAction.TYPING
+        action = ChatAction.TYPING if kind == "typing" else ChatAction.UPLOAD_PHOTO  # a photo retry: still a photo
         try:
             await self._bot.send_chat_action(chat_id=ref.chat_id, action=action)
         except TelegramError as exc:  # a hint only: the reply itself still arrives (or fails loudly)

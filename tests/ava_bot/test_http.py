@@ -1,4 +1,4 @@
-"""The error middleware: `AvaError`s become an HTML page for browsers and JSON for everything else."""
+"""The error middleware: errors become the styled HTML page for browsers and JSON (or aiohttp's answer) for the rest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ava_bot.http import PageRenderer, error_middleware, make_error_middleware, prefers_html
+from ava_bot.http import HTTP_WORDS, PageRenderer, error_middleware, make_error_middleware, prefers_html
 from core.errors import AvaError, ValidationFailed
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -131,25 +131,60 @@ async def test_broken_error_page_falls_back_to_json_with_the_status(caplog: pyte
     assert "could not be rendered" in caplog.text
 
 
-async def test_aiohttp_http_exceptions_pass_through_untouched() -> None:
-    """Redirects and aiohttp's own error responses are not rewritten, for browsers or scripts."""
-    async with serve(make_error_middleware(page=RecordingPage())) as client:
-        response = await client.get("/redirect", headers={"Accept": BROWSER}, allow_redirects=False)
-        assert (response.status, response.headers["Location"]) == (303, "/elsewhere")
-        response = await client.get("/json-403", headers={"Accept": BROWSER})
-        assert response.status == 403
-        assert await response.json() == {"error": "csrf"}
-
-
-async def test_unknown_exceptions_propagate() -> None:
-    """A bug is not answered as an `AvaError`: it reaches aiohttp, which answers its own 500."""
+async def test_redirects_and_script_errors_pass_through_untouched() -> None:
+    """Redirects are never rewritten; aiohttp's own error responses reach scripts (JSON or no preference) as is."""
     page = RecordingPage()
     async with serve(make_error_middleware(page=page)) as client:
-        for accept in (BROWSER, "application/json"):
-            response = await client.get("/bug", headers={"Accept": accept})
-            assert response.status == 500
-            assert "500 Internal Server Error" in await response.text()
+        response = await client.get("/redirect", headers={"Accept": BROWSER}, allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (303, "/elsewhere")
+        response = await client.get("/json-403", headers={"Accept": "*/*"})  # one instance: raised once
+        assert response.status == 403
+        assert await response.json() == {"error": "csrf"}
+        for accept in ("application/json", "*/*"):
+            response = await client.get("/no-such-page", headers={"Accept": accept})
+            assert response.status == 404 and "404: Not Found" in await response.text()
     assert page.calls == []
+
+
+async def test_browser_gets_the_styled_page_for_aiohttps_own_errors() -> None:
+    """A browser gets the styled page for an unknown path (404) and a JSON 403 (its `error` is the message),
+    with the original status, private and never cached; 405 keeps its `Allow` header."""
+    page = RecordingPage()
+    async with serve(make_error_middleware(page=page)) as client:
+        response = await client.get("/no-such-page", headers={"Accept": BROWSER})
+        assert (response.status, response.content_type) == (404, "text/html")
+        assert response.headers["Cache-Control"] == "private, no-store"
+        response = await client.get("/json-403", headers={"Accept": BROWSER})
+        assert (response.status, response.content_type) == (403, "text/html")
+        response = await client.post("/redirect", headers={"Accept": BROWSER})
+        assert response.status == 405 and response.headers["Allow"] == "GET,HEAD"
+    assert page.calls == [
+        (404, *HTTP_WORDS[404]),
+        (403, HTTP_WORDS[403][0], "csrf"),
+        (405, *HTTP_WORDS[405]),
+    ]
+
+
+async def test_a_bug_is_a_styled_500_for_browsers_and_aiohttps_500_for_scripts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected exception is logged with its traceback; a browser gets the styled 500 page, a script gets
+    aiohttp's own 500."""
+    page = RecordingPage()
+    async with serve(make_error_middleware(page=page)) as client:
+        response = await client.get("/bug", headers={"Accept": BROWSER})
+        assert (response.status, response.content_type) == (500, "text/html")
+        response = await client.get("/bug", headers={"Accept": "application/json"})
+        assert response.status == 500 and "500 Internal Server Error" in await response.text()
+    assert page.calls == [(500, *HTTP_WORDS[500])]
+    assert "GET /bug failed" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+async def test_a_broken_page_for_a_bug_falls_back_to_aiohttps_500() -> None:
+    """When even the 500 page cannot be rendered, aiohttp's own 500 answers."""
+    async with serve(make_error_middleware(page=broken_page)) as client:
+        response = await client.get("/bug", headers={"Accept": BROWSER})
+        assert response.status == 500 and "500 Internal Server Error" in await response.text()
 
 
 async def test_refusals_are_logged_by_route_not_path(caplog: pytest.LogCaptureFixture) -> None:

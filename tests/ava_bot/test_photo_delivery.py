@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from ava_bot.wiring import build_services
 from core.engine import ACCEPT, REF_KEEP
 from core.models import DeadLetter, Direction, Message, Mode, User
+from core.setup import CONFIRM
 from imaging.models import Photo, PhotoStatus
 from imaging.providers.replicate import ReplicateImageProvider
 from tests.core.test_setup_flow import Chat, Gate
@@ -46,6 +47,7 @@ async def test_reference_then_failed_photo_is_told_in_chat(
         await chat.send(choice=ACCEPT)
         for answer in ("woman", "29", "Greek", "wavy black hair, olive skin", "Eleni", "caring"):
             await chat.send(answer)
+        await chat.send(choice=CONFIRM)  # the summary
 
         async def reference_shown() -> bool:
             return await Message.exists(chat_id="77", direction=Direction.OUTBOUND, payload__contains={"type": "photo"})

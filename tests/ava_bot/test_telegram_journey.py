@@ -166,8 +166,11 @@ async def test_telegram_journey(
             await phone.post(message(answer))
             (question,) = await phone.received(1)
         personality = question
-        assert len(keyboard(personality)) == 6
+        assert len(keyboard(personality)) == 7  # 6 personalities and "← Back"
         await phone.post(press(data_of(personality, "Playful")))
+        (summary,) = await phone.received(1)
+        assert len(keyboard(summary)) == 7  # "Looks good — take my photo" and one "Change …" per answer
+        await phone.post(press(data_of(summary, "Looks good")))
         _intro, reference, review = await phone.received(3)
         (link,) = keyboard(reference)
         assert link["url"].startswith("https://ava.example/photos/")  # a URL button to the signed link

@@ -16,6 +16,7 @@ from arq.connections import ArqRedis
 from ava_bot.app import create_app
 from core.engine import ACCEPT, REF_AGAIN, REF_KEEP
 from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
+from core.setup import CONFIRM
 from imaging.models import Photo, PhotoStatus
 from imaging.providers.placeholder import PlaceholderImageProvider
 from tests.core.test_setup_flow import Gate
@@ -85,21 +86,22 @@ async def test_web_journey_from_sign_up_to_a_requested_photo(
         user_id = await sign_up(client, "journey@example.com")
         me = Browser(client, await page_token(client, "/chat"), user_id)
 
-        await me.post("hello")
-        (confirm,) = await me.replies(1)
+        (confirm,) = await me.replies(1)  # Ava greets first: opening the empty chat asked for her greeting
         assert "18 or older" in confirm["text"]
         await me.post(choice=ACCEPT)
         assert "woman, a man" in (await me.replies(2))[1]["text"]
         await me.post(choice="woman")
         await me.replies(1)
         await me.post("19")
-        refused = await me.replies(2)
+        refused = await me.replies(1)  # one bubble: why, and the question again
         assert "at least 20" in refused[0]["text"]
         await me.post("abc")
-        assert "whole number" in (await me.replies(2))[0]["text"]
+        assert "whole number" in (await me.replies(1))[0]["text"]
         for answer in ("24", "Brazilian", "curly auburn hair, hazel eyes, freckles", "Luna", "adventurous"):
             await me.post(answer)
             await me.replies(1)
+        await me.post(choice=CONFIRM)  # the summary's "Looks good — take my photo"
+        await me.replies(1)
 
         reference = await me.replies(2)  # the placeholder provider made a real, signed JPEG
         assert reference[0]["type"] == "photo" and reference[0]["kind"] == "reference"
@@ -169,7 +171,10 @@ async def test_web_chat_stream_shows_typing_while_ava_answers(
         )
         fake_llm.slow_when("hello", 1.0)
         me = Browser(client, await page_token(client, "/chat"), user_id)
-        events = await client.get("/chat/events", headers={"Last-Event-ID": "0"})
+        await me.replies(1)  # the greeting the empty chat asked for: the stream starts after it
+        greeting = await Message.filter(user_id=user_id, direction=Direction.OUTBOUND).order_by("-id").first()
+        assert greeting is not None
+        events = await client.get("/chat/events", headers={"Last-Event-ID": str(greeting.id)})
         await asyncio.wait_for(events.content.readuntil(b"\n\n"), 5)  # the `retry:` hint: the stream is open
         await asyncio.sleep(0.2)  # subscribed
         await me.post("hello")

@@ -143,10 +143,13 @@ async def test_whatsapp_journey_with_buttons_list_links_and_never_an_image(
             await phone.received(1)
             await phone.say(text(answer))
         (personality,) = await phone.received(1)
-        assert personality.kind == "list"  # 6 choices: more than WhatsApp's 3 buttons
+        assert personality.kind == "list"  # 6 choices and "← Back": more than WhatsApp's 3 buttons
         rows = [r for s in personality.content["action"]["sections"] for r in s["rows"]]
-        assert len(rows) == 6 and all(len(r["title"]) <= 24 for r in rows)
+        assert len(rows) == 7 and all(len(r["title"]) <= 24 for r in rows)
         await phone.say(pressed(button_id(personality, "Playful"), "Playful", kind="list_reply"))
+        (summary,) = await phone.received(1)
+        assert summary.kind == "list"  # "Looks good — take my photo" and one "Change …" per answer
+        await phone.say(pressed(button_id(summary, "Looks good"), "Looks good", kind="list_reply"))
         _, reference, review = await phone.received(3)
         assert reference.kind == "cta_url" and "/photos/" in reference.content["action"]["parameters"]["url"]
         await phone.say(pressed(button_id(review, "Keep"), "Keep ✓"))

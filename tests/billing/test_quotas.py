@@ -16,6 +16,7 @@ from billing.entitlements import BillingEntitlements
 from billing.models import QuotaCharge, QuotaKind, QuotaUsage
 from core.engine import REF_AGAIN, REF_KEEP
 from core.models import Direction, Message, SetupStep
+from core.setup import CONFIRM
 from imaging.models import Photo
 from tests.core.test_setup_flow import Chat, complete_questions, texts
 from tests.fakes.entitlements import subscribe
@@ -177,8 +178,7 @@ async def test_avatar_regenerations_past_the_daily_cap_are_refused(services: Ser
     assert await used(chat.user_id, QuotaKind.REGENERATION) == 0
 
     await chat.send("/avatar")
-    for _ in range(6):
-        await chat.send(choice="keep")
+    await chat.send(choice=CONFIRM)  # the summary of the current look: confirmed as it is
     assert (await chat.user()).setup_step == SetupStep.REFERENCE_PENDING  # the edit's reference: 1 of 2
     await chat.photo_done()
     await chat.send(choice=REF_AGAIN)  # 2 of 2

@@ -22,11 +22,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from arq.connections import ArqRedis
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 from playwright.async_api import Error as PlaywrightError
+from tortoise import connections
 
 from ava_bot.app import create_app
 from ava_bot.settings import Settings
+from imaging.providers.base import ImageProvider
 from tests.browser.checkout import HostedCheckout
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.stripe import API_KEY, PRICE_ID, WEBHOOK_SECRET, FakeStripe
@@ -36,8 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 #: A phone (iPhone 12-15 CSS size): the portal must work on one.
 PHONE: ViewportSize = {"width": 390, "height": 844}
+#: A laptop.
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 #: Every model answer takes this long, so the page shows Ava typing like it would with a real model.
 LLM_DELAY_SECONDS = 0.8
+
+#: Assertions wait this long for the page (ms): a loaded machine (the whole suite at once) may need more than 5 s.
+EXPECT_TIMEOUT_MS = 10_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 _SAVED = pytest.StashKey[list[Path]]()
 
@@ -51,6 +59,8 @@ class LiveApp:
     llm: FakeOpenAI
     stripe: FakeStripe
     checkout: HostedCheckout
+    #: The image provider the worker uses, when a test gave one (else the configured placeholder).
+    images: ImageProvider | None = None
 
 
 @dataclass
@@ -69,10 +79,22 @@ class Shots:
 
 
 @pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+def llm_delay() -> float:
+    """Seconds every model answer takes (a test module may override this fixture)."""
+    return LLM_DELAY_SECONDS
+
+
+@pytest.fixture
+def image_provider() -> ImageProvider | None:
+    """The worker's image provider; None: the configured offline placeholder (a module may override this)."""
+    return None
+
+
+@pytest.fixture
+async def fake_llm(llm_delay: float) -> AsyncIterator[FakeOpenAI]:
     """A slow-ish fake OpenAI-compatible model (echoes unless a test plans an answer)."""
     fake = FakeOpenAI()
-    fake.slow_when("", LLM_DELAY_SECONDS)  # every message contains ""
+    fake.slow_when("", llm_delay)  # every message contains ""
     await fake.start()
     try:
         yield fake
@@ -97,10 +119,20 @@ def _listening_socket() -> socket.socket:
 
 @pytest.fixture
 async def live_app(
-    db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI, fake_stripe: FakeStripe
+    db: str,
+    redis: ArqRedis,
+    make_settings: Any,
+    fake_llm: FakeOpenAI,
+    fake_stripe: FakeStripe,
+    image_provider: ImageProvider | None,
 ) -> AsyncIterator[LiveApp]:
     """The whole application as `ava-bot dev` runs it (web + worker in one process) on 127.0.0.1, a free port,
     with Stripe configured (the fake) and the default plans file."""
+    # Redis pub/sub channels are shared by all database numbers of a server: user ids (the web chat's channel
+    # names) start at a random offset, so test runs sharing the Redis server never hear each other's chats.
+    await connections.get("default").execute_query(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), $1)", [secrets.randbelow(10**12) + 10**6]
+    )
     sock = _listening_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     checkout = HostedCheckout(fake_stripe, webhook_url=f"{url}/billing/webhook")
@@ -119,12 +151,14 @@ async def live_app(
         stripe_price_id=PRICE_ID,
         plans_file=ROOT / "plans.toml",
     )
-    app = await create_app(settings, redis=redis, own_database=False, run_worker=True)
+    app = await create_app(settings, redis=redis, own_database=False, run_worker=True, image_provider=image_provider)
     runner = web.AppRunner(app)
     await runner.setup()  # runs the cleanup_ctx: clients, services and the in-process worker start here
     try:
         await web.SockSite(runner, sock).start()
-        yield LiveApp(url=url, settings=settings, llm=fake_llm, stripe=fake_stripe, checkout=checkout)
+        yield LiveApp(
+            url=url, settings=settings, llm=fake_llm, stripe=fake_stripe, checkout=checkout, images=image_provider
+        )
     finally:
         await runner.cleanup()
         sock.close()
@@ -154,16 +188,52 @@ class PageProblems:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-async def phone(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[tuple[BrowserContext, Page]]:
-    """A fresh phone-sized browser context and page (no cookies), traced; when the test fails, its last screen
-    (failure.png) and the Playwright trace (trace.zip: `playwright show-trace`) are kept with the screenshots."""
-    context = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+_PROBLEMS = pytest.StashKey[PageProblems]()
+
+
+def watch(page: Page) -> PageProblems:
+    """Start collecting `page`'s uncaught script errors and CSP violations."""
+    seen = PageProblems()
+    page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
+
+    def console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            seen.errors.append(f"CSP: {message.text}")
+
+    page.on("console", console)
+    return seen
+
+
+@dataclass
+class Screen:
+    """One browser context and page of a given size (`name`: phone or desktop), and what went wrong in it."""
+
+    name: str
+    context: BrowserContext
+    page: Page
+    problems: PageProblems
+
+    @property
+    def is_phone(self) -> bool:
+        """True on the phone-sized screen (touch, no hover, a send button)."""
+        return self.name == "phone"
+
+
+@contextlib.asynccontextmanager
+async def _open_screen(browser: Browser, request: pytest.FixtureRequest, name: str) -> AsyncIterator[Screen]:
+    """A fresh context (no cookies) of the named size, traced; on a failed test its last screen (failure.png) and
+    the Playwright trace (trace.zip: `playwright show-trace`) are kept with the screenshots."""
+    if name == "phone":
+        context = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    else:
+        context = await browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(20_000)
     await context.tracing.start(screenshots=True, snapshots=True)
     page = await context.new_page()
+    for stale in ("failure.png", "trace.zip"):  # left by an earlier failed run of this test
+        (_folder(request) / stale).unlink(missing_ok=True)
     try:
-        yield context, page
+        yield Screen(name=name, context=context, page=page, problems=watch(page))
     finally:
         failed = getattr(request.node, "failed_call", False)
         folder = _folder(request)
@@ -176,18 +246,24 @@ async def phone(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterat
 
 
 @pytest.fixture
-def problems(phone: tuple[BrowserContext, Page]) -> PageProblems:
-    """Collects uncaught page errors and CSP violations of the phone page (a test asserts there are none)."""
-    _, page = phone
-    seen = PageProblems()
-    page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
+async def phone(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """A fresh phone-sized browser context and page (see `_open_screen`)."""
+    async with _open_screen(browser, request, "phone") as screen:
+        request.node.stash[_PROBLEMS] = screen.problems
+        yield screen.context, screen.page
 
-    def console(message: Any) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            seen.errors.append(f"CSP: {message.text}")
 
-    page.on("console", console)
-    return seen
+@pytest.fixture
+def problems(phone: tuple[BrowserContext, Page], request: pytest.FixtureRequest) -> PageProblems:
+    """Uncaught page errors and CSP violations of the phone page (a test asserts there are none)."""
+    return request.node.stash[_PROBLEMS]
+
+
+@pytest.fixture(params=["phone", "desktop"])
+async def screen(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Screen]:
+    """The test runs twice: on a phone (390x844, touch) and on a desktop (1280x800) screen."""
+    async with _open_screen(browser, request, request.param) as opened:
+        yield opened
 
 
 def _folder(request: pytest.FixtureRequest) -> Path:
@@ -220,3 +296,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         count = len(list(folder.glob("*.png")))
         trace = " + trace.zip" if (folder / "trace.zip").exists() else ""
         terminalreporter.write_line(f"browser screenshots ({count}{trace}): {folder}")
+
+
+async def page_shot(screen: Screen, name: str, *, full_page: bool = True) -> Path:
+    """Save what `screen` shows as test-artifacts/browser/pages/<phone|desktop>/<name>.png (linked from the README);
+    `full_page=False` keeps just the window, as the user sees it (the chat, with its fixed header and box)."""
+    folder = ARTIFACTS / "pages" / screen.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    await screen.page.screenshot(path=str(path), full_page=full_page)
+    return path

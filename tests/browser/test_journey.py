@@ -13,6 +13,7 @@ from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from billing.models import Plan
 from core.models import Avatar, SetupStep, User
+from tests.browser.chatpage import COMPOSER, FROM_AVA, FROM_USER, INPUT, MESSAGES, TYPING
 from tests.browser.conftest import LiveApp, PageProblems, Shots
 
 EMAIL = "journey@example.com"
@@ -22,15 +23,14 @@ PASSWORD = "violet-harbour-lantern-1947"
 
 def chat_log(page: Page) -> Locator:
     """The chat's message list."""
-    return page.locator("#log")
+    return page.locator(MESSAGES)
 
 
 async def say(page: Page, text: str) -> None:
-    """Type `text` in the chat box and send it with Enter; it shows at once as the user's bubble."""
-    box = page.locator("#send textarea[name=text]")
-    await box.fill(text)
-    await box.press("Enter")
-    await expect(chat_log(page).locator(".msg.in").last).to_have_text(text)
+    """Type `text` in the message box and press Send (a phone); it shows at once as the user's bubble."""
+    await page.locator(INPUT).fill(text)
+    await page.locator(COMPOSER).get_by_role("button", name="Send").click()
+    await expect(chat_log(page).locator(FROM_USER).last).to_contain_text(text)
 
 
 async def press(page: Page, label: str) -> None:
@@ -43,7 +43,7 @@ async def press(page: Page, label: str) -> None:
 
 async def ava_says(page: Page, text: str | re.Pattern[str]) -> Locator:
     """Wait until one of Ava's messages shows `text`; that message."""
-    message = chat_log(page).locator(".msg.out").filter(has_text=text).last
+    message = chat_log(page).locator(FROM_AVA).filter(has_text=text).last
     await expect(message).to_be_visible()
     return message
 
@@ -70,8 +70,8 @@ async def sign_up(page: Page, app: LiveApp, shot: Shots) -> None:
 
 
 async def set_up_ava(page: Page, shot: Shots) -> None:
-    """Confirm 18+, answer the avatar questions (buttons and typing), see the reference photo inline, keep it."""
-    await say(page, "hello")
+    """Confirm 18+ (Ava asks first), answer the avatar questions (buttons and typing), confirm the summary, see the
+    reference photo inline, keep it."""
     await ava_says(page, "18 or older")
     await shot(page, "adult-confirmation")
     await press(page, "I'm 18+ and accept")
@@ -88,9 +88,11 @@ async def set_up_ava(page: Page, shot: Shots) -> None:
     await ava_says(page, "what's my personality?")
     await shot(page, "setup-questions")
     await press(page, "Adventurous")
+    await ava_says(page, "Shall I take my photo")
+    await press(page, "Looks good — take my photo")
     await ava_says(page, "Nice to meet you, I'm Luna!")
 
-    reference = chat_log(page).locator(".msg.out figure img")
+    reference = chat_log(page).locator(f"{FROM_AVA} figure img")
     await expect(reference).to_have_count(1)
     await loaded_image(page, reference)
     await ava_says(page, "Do you like how I look?")
@@ -127,16 +129,16 @@ async def chat_and_get_a_photo(page: Page, app: LiveApp, shot: Shots) -> None:
     """Chat (Ava is seen typing), switch to intimate mode, ask for a photo: it appears in the chat."""
     app.llm.slow_when("what are you up to", 1.5)  # long enough to see the typing line
     await say(page, "what are you up to, Luna?")
-    await expect(page.locator("#activity")).to_have_text("Ava is typing…")
+    await expect(page.locator(TYPING)).to_have_text("Luna is typing…")
     await shot(page, "ava-typing")
     await ava_says(page, "echo: what are you up to, Luna?")
-    await expect(page.locator("#activity")).to_be_hidden()
+    await expect(page.locator(TYPING)).to_be_hidden()
     await say(page, "/mode intimate")
     await ava_says(page, "Intimate mode")
     app.llm.call_tool("send_photo", {"scene_description": "at a rooftop bar at night"}, text="Say cheese 📸")
     await say(page, "show me where you are")
     await ava_says(page, "Say cheese 📸")
-    photo = chat_log(page).locator(".msg.out figure").filter(has_text="Just for you").locator("img")
+    photo = chat_log(page).locator(f"{FROM_AVA} figure").filter(has_text="Just for you").locator("img")
     await expect(photo).to_have_count(1)
     await loaded_image(page, photo)
     await shot(page, "photo-in-chat")
@@ -156,14 +158,15 @@ async def browse_photos(page: Page, shot: Shots) -> None:
     await expect(page).to_have_url(re.compile(r"/gallery$"))
     figures = page.locator(".grid figure")
     await expect(figures).to_have_count(2)  # the photo and the reference portrait
-    await expect(figures.first.locator("figcaption")).to_contain_text("at a rooftop bar at night")
-    await expect(figures.nth(1).locator("figcaption")).to_contain_text("Reference")
+    await expect(figures.first.locator("figcaption")).to_contain_text("At a rooftop bar at night")  # her scene
+    await expect(figures.nth(1)).to_have_attribute("data-kind", "reference")
+    await expect(figures.nth(1).locator("figcaption")).to_contain_text("My portrait")
     for index in range(2):
         await loaded_image(page, figures.nth(index).locator("img"))
     await shot(page, "gallery")
     await figures.first.get_by_role("link").click()
     await expect(page).to_have_url(re.compile(r"/photos/\d+/view$"))
-    await expect(page.locator("figure.photo figcaption")).to_contain_text("at a rooftop bar at night")
+    await expect(page.locator("figure.photo figcaption")).to_contain_text("At a rooftop bar at night")
     await loaded_image(page, page.locator("figure.photo img"))
     await expect(page.get_by_role("link", name="Download")).to_be_visible()
     await shot(page, "photo-page")
@@ -171,8 +174,10 @@ async def browse_photos(page: Page, shot: Shots) -> None:
 
 async def account_and_delete(page: Page, shot: Shots, plan: Plan) -> None:
     """The account page shows Ava and the plan (one photo used); delete my data, confirmed, signs out."""
-    await page.get_by_role("link", name="Back to the gallery").click()
-    await page.get_by_role("link", name="Account").click()
+    await page.locator("[data-action=photo-back]").click()
+    await expect(page).to_have_url(re.compile(r"/gallery$"))
+    await page.locator("header #menu > summary").click()  # the header menu
+    await page.locator("header").get_by_role("link", name="Account").click()
     await expect(page).to_have_url(re.compile(r"/account$"))
     await expect(page.locator("#avatar")).to_contain_text("Luna")
     await loaded_image(page, page.locator("#avatar img"))

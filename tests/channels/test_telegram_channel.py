@@ -224,10 +224,16 @@ async def test_typing_and_upload_photo_actions(channel: TelegramChannel, fake: F
     """show_activity sends the matching chat action; its errors are swallowed."""
     await channel.show_activity(CHAT, "typing")
     await channel.show_activity(CHAT, "upload_photo")
+    await channel.show_activity(CHAT, "photo_retry")  # still making the photo: never "typing"
     fake.block(method="sendChatAction")
     await channel.show_activity(CHAT, "typing")  # no exception
     actions = [(c.params["chat_id"], c.params["action"]) for c in fake.calls_to("sendChatAction")]
-    assert actions == [("6103344817", "typing"), ("6103344817", "upload_photo"), ("6103344817", "typing")]
+    assert actions == [
+        ("6103344817", "typing"),
+        ("6103344817", "upload_photo"),
+        ("6103344817", "upload_photo"),
+        ("6103344817", "typing"),
+    ]
 
 
 async def test_sends_to_one_chat_are_paced(bot: Bot, fake: FakeTelegram) -> None:

@@ -293,12 +293,23 @@ async def test_event_stream_delivers_a_reply_after_the_channel_pokes(portal: Por
     await WebChannel(redis).send(web_ref(user_id), reply)
     event = await next_event(response)
     assert event["id"] == str(row.id)
-    assert json.loads(event["data"]) == {
+    data = json.loads(event["data"])
+    assert data == {
         "id": row.id,
         "direction": "out",
         "text": "Here I am",
-        "payload": {**reply_to_payload(reply), "url": "/photos/5"},
+        "payload": {
+            **reply_to_payload(reply),
+            "url": "/photos/5",
+            "page": "/photos/5/view",
+            "width": 832,
+            "height": 1248,
+        },
+        "parts": [{"text": "Here I am"}],
+        "at": data["at"],
+        "photo_notice": False,
     }
+    assert data["at"].endswith("Z")
     response.close()
 
 
@@ -314,6 +325,21 @@ async def test_show_activity_reaches_an_open_stream(portal: Portal, redis: ArqRe
     await WebChannel(redis).send(web_ref(user_id), TextReply("hi"))
     event = await next_event(response)
     assert event["id"] == str(row.id) and "event" not in event
+    response.close()
+
+
+async def test_photo_retry_activity_reaches_an_open_stream(portal: Portal, redis: ArqRedis) -> None:
+    """A photo attempt that will be retried shows as a `photo_retry` activity (the page says "still trying…")."""
+    user_id, _ = await signed_in(portal)
+    response = await portal.client.get("/chat/events")
+    await asyncio.sleep(0.2)  # the stream has subscribed
+    await WebChannel(redis).show_activity(web_ref(user_id), "photo_retry")
+    # Pub/sub channels span Redis databases: skip hints that parallel test runs publish for the same user id.
+    event = await next_event(response)
+    while event == {"event": "activity", "data": '{"kind":"typing"}'}:
+        event = await next_event(response)
+    assert event == {"event": "activity", "data": '{"kind":"photo_retry"}'}
+    assert activity_of(b'{"activity":"photo_retry"}') == "photo_retry"
     response.close()
 
 

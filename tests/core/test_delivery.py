@@ -276,7 +276,7 @@ async def test_photo_notice_whose_first_two_sends_fail_arrives_exactly_once(
 async def test_a_numbered_choice_is_accepted_where_the_platform_shows_a_numbered_list(
     services: Services, channel: RecordingChannel
 ) -> None:
-    """6 personalities on a 3-button platform become a numbered list; typing "2" picks the second."""
+    """6 personalities and "← Back" on a 3-button platform become a numbered list; typing "2" picks the second."""
     now = datetime.now(UTC)
     user = await User.create(
         adult_confirmed_at=now,
@@ -291,13 +291,13 @@ async def test_a_numbered_choice_is_accepted_where_the_platform_shows_a_numbered
     await services.inbox.receive(say("n1", "a", "Aoife"))
     await services.runner.drain(user.id, whole=True)
     question = channel.sent[-1]
-    assert isinstance(question.reply, ChoicesReply) and len(question.reply.choices) == 6
+    assert isinstance(question.reply, ChoicesReply) and len(question.reply.choices) == 7
     assert all(isinstance(part, TextPart) for part in question.parts)
     assert "2. Dominant" in question.parts[-1].text  # type: ignore[union-attr]
     await services.inbox.receive(say("n1", "b", "2"))
     await services.runner.drain(user.id, whole=True)
     user = await User.get(id=user.id)
-    assert user.draft_personality == "dominant" and user.setup_step == SetupStep.REFERENCE_PENDING
+    assert user.draft_personality == "dominant" and user.setup_step == SetupStep.SUMMARY
 
 
 async def test_sweeper_delivers_a_notice_whose_kick_was_lost(

@@ -14,6 +14,7 @@ from core.engine import ACCEPT, DECLINE, PASSED_LINE, REF_AGAIN, REF_KEEP
 from core.messages import ChatRef, InboundMessage
 from core.models import Avatar, Direction, Message, MessageStatus, SetupStep, User
 from core.ports import PhotoEvent
+from core.setup import CHANGE_PREFIX, CONFIRM
 from imaging.models import Photo
 from tests.fakes.entitlements import Gate
 from tests.fakes.openai import FakeOpenAI
@@ -50,9 +51,10 @@ class Chat:
     A `choice` is pressed like a user would: the stamped button data of the latest question offering it.
     """
 
-    def __init__(self, services: Services, chat_id: str = "42", *, worker: bool = False) -> None:
+    def __init__(self, services: Services, chat_id: str = "42", *, worker: bool = False, channel: str = "web") -> None:
         self.services = services
         self.chat_id = chat_id
+        self.channel = channel
         self.count = 0
         self.user_id = 0
         self.worker = worker
@@ -61,7 +63,7 @@ class Chat:
         self.count += 1
         before = await self._last_id()
         pressed = await self.button(choice) if choice is not None else None
-        msg = InboundMessage(ChatRef("web", self.chat_id), f"{self.chat_id}:m{self.count}", text, pressed)
+        msg = InboundMessage(ChatRef(self.channel, self.chat_id), f"{self.chat_id}:m{self.count}", text, pressed)
         stored = await self.services.inbox.receive(msg)
         self.user_id = stored.user_id
         if self.worker:
@@ -93,7 +95,7 @@ class Chat:
             kind=photo.kind.value,
             status=status,  # type: ignore[arg-type]
             avatar_id=photo.avatar_id,
-            ref=ChatRef("web", self.chat_id),
+            ref=ChatRef(self.channel, self.chat_id),
         )
         async with in_transaction():
             await self.services.runner.record_photo_event(event)
@@ -117,10 +119,10 @@ def texts(payloads: list[dict[str, Any]]) -> str:
 
 
 async def complete_questions(chat: Chat, *, age: str = "27") -> None:
+    """Confirm 18+, answer every question and confirm the summary (the reference photo is then requested)."""
     await chat.send("/start")
     await chat.send(choice=ACCEPT)
-    for answer in ("woman", age, "Italian", "long dark hair, green eyes, freckles", "Mia", "playful"):
-        await chat.send(answer)
+    await complete_questions_after_accept(chat, age=age)
 
 
 async def test_nothing_works_before_the_adult_confirmation(services: Services) -> None:
@@ -138,7 +140,7 @@ async def test_nothing_works_before_the_adult_confirmation(services: Services) -
 
 
 async def test_age_below_20_and_non_numbers_are_re_asked(services: Services) -> None:
-    """Age 19, 'nineteen', 'abc' and '-25' are refused with a clear re-ask; 20 is accepted."""
+    """Age 19, 'nineteen', 'abc' and '-25' are refused with a clear re-ask in one bubble; 20 is accepted."""
     for index, bad_answers in enumerate((("19", "nineteen"), ("abc", "-25"))):
         chat = Chat(services, chat_id=f"age-{index}")
         await chat.send("/start")
@@ -146,8 +148,8 @@ async def test_age_below_20_and_non_numbers_are_re_asked(services: Services) -> 
         await chat.send(choice="woman")
         for bad in bad_answers:  # two at most: the third refusal would leave adult presets only
             replies = await chat.send(bad)
-            expected = "at least 20" if bad == "19" else "whole number"
-            assert expected in texts(replies)
+            expected = "at least 20" if bad in ("19", "nineteen") else "whole number"
+            assert len(replies) == 1 and expected in texts(replies) and "How old should I be?" in texts(replies)
             assert (await chat.user()).setup_step == SetupStep.AGE
         await chat.send("20")
         user = await chat.user()
@@ -220,7 +222,7 @@ async def test_restart_mid_setup_resumes_at_the_same_step(settings: Any, redis: 
 
 
 async def test_avatar_edit_offers_current_values_and_ends_with_new_reference(services: Services, gate: Gate) -> None:
-    """/avatar re-asks with current values as defaults and makes a new avatar version with a new reference."""
+    """/avatar shows the current look as a summary; a changed answer makes a new avatar version and reference."""
     gate.open = True
     chat = Chat(services)
     await complete_questions(chat)
@@ -229,10 +231,14 @@ async def test_avatar_edit_offers_current_values_and_ends_with_new_reference(ser
     first = await Avatar.get(user_id=chat.user_id)
 
     started = await chat.send("/avatar")
-    assert started[-1]["choices"][0]["label"] == "Keep: woman"
-    assert started[-1]["choices"][0]["data"].endswith(".keep")
-    for answer in ("keep", "keep", "keep", "short silver hair, blue eyes", "keep", "keep"):
-        await chat.send(choice=answer if answer == "keep" else None, text=None if answer == "keep" else answer)
+    assert "new look" in started[-1]["text"] and "• Looks: long dark hair, green eyes, freckles" in started[-1]["text"]
+    assert (await chat.user()).setup_step == SetupStep.SUMMARY
+    asked = await chat.send(choice=CHANGE_PREFIX + "appearance")
+    assert asked[-1]["choices"][0]["label"] == "Keep: long dark hair, green eyes, freckles"
+    assert asked[-1]["choices"][0]["data"].endswith(".keep")
+    back_at_summary = await chat.send("short silver hair, blue eyes")
+    assert "• Looks: short silver hair, blue eyes" in back_at_summary[-1]["text"]
+    await chat.send(choice=CONFIRM)
     assert (await chat.user()).setup_step == SetupStep.REFERENCE_PENDING
     await chat.photo_done()
     await chat.send(choice=REF_KEEP)
@@ -301,6 +307,8 @@ async def test_the_current_round_is_accepted_and_a_new_question_closes_the_old_o
     assert (await chat.user()).setup_step == SetupStep.AGE and (await chat.user()).draft_gender == "woman"
 
 
-async def complete_questions_after_accept(chat: Chat) -> None:
-    for answer in ("woman", "27", "Italian", "long dark hair, green eyes, freckles", "Mia", "playful"):
+async def complete_questions_after_accept(chat: Chat, *, age: str = "27") -> None:
+    """Answer every question, then confirm the summary."""
+    for answer in ("woman", age, "Italian", "long dark hair, green eyes, freckles", "Mia", "playful"):
         await chat.send(answer)
+    await chat.send(choice=CONFIRM)

@@ -13,7 +13,7 @@ from ava_bot.wiring import Services, build_services
 from core.engine import ACCEPT, REF_KEEP
 from core.models import Avatar, Direction, Message, MessageStatus, Mode, SafetyRefusal, SetupStep, User
 from core.persona import photo_blocked_line
-from core.setup import CHOICES_ONLY_PROMPT, REFUSED_ANSWER
+from core.setup import BACK, CHANGE_PREFIX, CHOICES_ONLY_PROMPT, CONFIRM, REFUSED_ANSWER
 from imaging.models import Photo
 from imaging.moderation import OpenAIModeration
 from tests.core.test_setup_flow import Chat, Gate, texts
@@ -73,6 +73,8 @@ async def refusals(user_id: int) -> list[SafetyRefusal]:
         (SetupStep.APPEARANCE, "very young girl with a baby face"),
         (SetupStep.APPEARANCE, "looks 15, petite"),
         (SetupStep.NAME, "Lolita"),
+        (SetupStep.PERSONALITY, "acts like a teen"),
+        (SetupStep.PERSONALITY, "shy schoolgirl"),
     ],
 )
 async def test_a_minor_implying_answer_is_refused_where_it_enters_and_audited(
@@ -96,10 +98,11 @@ async def test_three_refusals_leave_choices_only_and_the_flow_moves_on(services:
     await at_step(chat, SetupStep.GENDER)
     for attempt in ("teen girl", "young girl", "little girl"):
         replies = await chat.send(attempt)
-    assert replies[-1]["text"] == CHOICES_ONLY_PROMPT
+    assert len(replies) == 1 and replies[-1]["text"].endswith(CHOICES_ONLY_PROMPT)  # why and the presets: one bubble
+    assert REFUSED_ANSWER[SetupStep.GENDER] in replies[-1]["text"]
     assert [c["label"] for c in replies[-1]["choices"]] == ["Woman", "Man", "Non-binary"]
     again = await chat.send("schoolgirl")  # free text is no longer taken: the presets again, no loop
-    assert again[-1]["text"] == CHOICES_ONLY_PROMPT and (await chat.user()).setup_step == SetupStep.GENDER
+    assert again[-1]["text"].endswith(CHOICES_ONLY_PROMPT) and (await chat.user()).setup_step == SetupStep.GENDER
     await chat.send(choice="woman")
     user = await chat.user()
     assert (user.setup_step, user.draft_gender, user.setup_refusals) == (SetupStep.AGE, "woman", 0)
@@ -112,8 +115,9 @@ async def test_ages_refused_three_times_offer_adult_ages_only(services: Services
     await at_step(chat, SetupStep.AGE)
     for attempt in ("19", "seventeen", "-30"):
         replies = await chat.send(attempt)
-    assert replies[-1]["text"] == CHOICES_ONLY_PROMPT
-    assert all(int(c["label"]) >= 20 for c in replies[-1]["choices"])
+    assert replies[-1]["text"].endswith(CHOICES_ONLY_PROMPT)
+    ages = [c["label"] for c in replies[-1]["choices"] if not c["data"].endswith("." + BACK)]
+    assert ages and all(int(age) >= 20 for age in ages)
     await chat.send("25")
     assert (await chat.user()).draft_age == 25
 
@@ -123,11 +127,11 @@ async def test_avatar_edit_refuses_a_minor_implying_appearance(services: Service
     chat = Chat(services)
     await at_step(chat, SetupStep.PERSONALITY)
     await chat.send("playful")
+    await chat.send(choice=CONFIRM)
     await chat.photo_done()
     await chat.send(choice=REF_KEEP)
     await chat.send("/avatar")
-    for keep in ("keep", "keep", "keep"):
-        await chat.send(choice=keep)
+    await chat.send(choice=CHANGE_PREFIX + "appearance")
     replies = await chat.send("schoolgirl uniform, pigtails")
     assert REFUSED_ANSWER[SetupStep.APPEARANCE] in texts(replies)
     assert (await chat.user()).setup_step == SetupStep.APPEARANCE
@@ -177,6 +181,7 @@ async def test_send_photo_scene_is_checked_alone_and_refused_before_any_photo(
     chat = Chat(services)
     await at_step(chat, SetupStep.PERSONALITY)
     await chat.send("playful")
+    await chat.send(choice=CONFIRM)
     await chat.photo_done()
     await chat.send(choice=REF_KEEP)
     await User.filter(id=chat.user_id).update(mode=Mode.INTIMATE)

@@ -1,4 +1,4 @@
-"""The portal's photo and account pages on a test server, wired as `ava_bot.app.create_app` wires them.
+"""The portal's pages on a test server, wired as `ava_bot.app.create_app` wires them.
 
 Real PostgreSQL and photo files on disk; billing is the in-memory fake (`tests.fakes.billing`), the turn
 queue records, and erasure is the real `ava_bot.erasure.Eraser` with a recording subscription canceller.
@@ -31,10 +31,13 @@ from imaging.storage import LocalPhotoStore
 from portal.account import setup_account
 from portal.adult import setup_adult
 from portal.auth import current_user_id
+from portal.billing import setup_billing_pages
 from portal.erasure import setup_erasure
 from portal.gallery import setup_gallery
+from portal.legal import setup_legal
 from portal.links import PortalLinks
 from portal.photos import setup_photo_routes
+from portal.ports import Billing
 from portal.setup import setup_portal
 from tests.fakes.billing import FakeBilling
 from tests.fakes.queue import RecordingQueue
@@ -91,13 +94,18 @@ async def serve_site(
     clock: Callable[[], float] = time.time,
     store: LocalPhotoStore | None = None,
     cancel: CancelSubscription | None = None,
+    billing: Billing | None = None,
+    mode_settle_seconds: float = 0.2,
 ) -> AsyncIterator[Site]:
-    """Portal, photo routes, gallery, 18+ interstitial, account and erasure on a local port (sessions in `redis`,
-    links on `clock`; erasure cancels subscriptions through `cancel`, by default a recorder of `Site.cancelled`)."""
+    """Portal, photo routes, gallery, 18+ interstitial, account, erasure, legal and subscribe pages on a local port
+    (sessions in `redis`, links on `clock`; erasure cancels subscriptions through `cancel`, by default a recorder
+    of `Site.cancelled`; `billing` replaces the in-memory fake for the home, account and subscribe pages; the mode
+    switch waits `mode_settle_seconds` for a turn, which nothing runs here)."""
     links = PortalLinks(SECRET, BASE_URL, photo_link_ttl=PHOTO_LINK_TTL, clock=clock)
     store = store or LocalPhotoStore(tmp_path / "photos")
     originals = LocalPhotoStore(tmp_path / "originals")
-    billing, queue, cancelled = FakeBilling(), RecordingQueue(), []
+    fake, queue, cancelled = FakeBilling(), RecordingQueue(), []
+    pages_billing: Billing = billing or fake
     inbox = Inbox(queue)
 
     async def record(user_id: int) -> None:
@@ -106,16 +114,18 @@ async def serve_site(
     eraser = Eraser(store=store, originals=originals, cancel_subscription=cancel or record)
     app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
     setup_portal(app, links=links, web_channel="web", secure_cookies=False, redis=lambda: redis)
-    library = StoredPhotoLibrary(store)
+    library = StoredPhotoLibrary(store, originals)
     setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
     setup_gallery(app, library=library)
     setup_adult(app)
-    setup_account(app, billing=lambda: billing, inbox=lambda: inbox)
+    setup_account(app, billing=lambda: pages_billing, inbox=lambda: inbox, mode_settle_seconds=mode_settle_seconds)
     setup_erasure(app, eraser=lambda: eraser)
+    setup_legal(app)
+    setup_billing_pages(app, billing=pages_billing, public_base_url=BASE_URL)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield Site(client, links, store, originals, billing, queue, cancelled)
+        yield Site(client, links, store, originals, fake, queue, cancelled)
     finally:
         await client.close()
 

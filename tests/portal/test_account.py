@@ -107,10 +107,10 @@ async def test_account_page_shows_avatar_plan_and_actions(site: Site) -> None:
     assert 'action="/account/cancel"' in html and "Cancel at period end" in html
     assert 'action="/account/sign-out-everywhere"' in html
     assert 'href="/account/delete"' in html
-    assert f'src="/photos/{reference}"' not in html and "/adult?next=%2Faccount" in html
+    assert f'href="/photos/{reference}/view"' not in html and "/adult?next=%2Faccount" in html
 
     await site.confirm_adult("/account")
-    assert f'src="/photos/{reference}"' in await (await site.client.get("/account")).text()
+    assert f'href="/photos/{reference}/view"' in await (await site.client.get("/account")).text()
 
 
 async def test_account_without_a_subscription_offers_to_subscribe(site: Site) -> None:

@@ -27,7 +27,7 @@ async def test_sign_up_starts_a_session_and_opens_the_chat(portal: Portal) -> No
     assert (identity.channel, identity.external_user_id) == ("web", str(user_id))
     response = await portal.client.get("/chat")
     assert response.status == 200
-    assert "Say hi to start." in await response.text()
+    assert 'action="/chat/messages"' in await response.text()  # the chat page's message box
 
 
 async def test_chat_requires_a_session(portal: Portal) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 import pytest
@@ -19,9 +20,11 @@ from imaging.models import Photo, PhotoKindChoice, PhotoStatus
 from imaging.storage import LocalPhotoStore
 from portal.adult import setup_adult
 from portal.gallery import GALLERY_PAGE, setup_gallery
+from portal.humane import human_time
 from portal.links import PortalLinks
 from portal.setup import setup_portal
 from tests.portal.conftest import BASE_URL, SECRET, page_token, sign_up
+from tests.portal.markup import outline, text_of
 from tests.portal.pages_env import Site, make_avatar, make_photo, serve_site
 
 
@@ -41,6 +44,9 @@ class FakeLibrary:
 
     async def photo(self, owner_id: int, photo_id: int) -> GalleryEntry | None:
         return None
+
+    async def delete(self, owner_id: int, photo_id: int) -> Literal["deleted", "missing", "protected"]:
+        return "missing"
 
 
 @pytest.fixture
@@ -62,7 +68,8 @@ async def _signed_up_and_confirmed(site: Site, email: str) -> int:
 
 
 async def test_gallery_lists_what_the_library_gives_for_the_signed_in_user(db: str, redis: ArqRedis) -> None:
-    """The page shows each photo from the library with its caption, asking for the signed-in user's first page."""
+    """The page shows each photo from the library with Ava's caption and a human date, asking for the signed-in
+    user's first page."""
     taken = datetime(2030, 5, 17, tzinfo=UTC)
     library = FakeLibrary([GalleryEntry(9, "photo", "At the beach", taken), GalleryEntry(3, "reference", None, taken)])
     app = web.Application()
@@ -75,8 +82,9 @@ async def test_gallery_lists_what_the_library_gives_for_the_signed_in_user(db: s
         token = await page_token(client, "/adult")
         await client.post("/adult", data={"csrf_token": token, "next": "/gallery"}, allow_redirects=False)
         html = await (await client.get("/gallery")).text()
-        assert '<img src="/photos/9"' in html and "At the beach · 2030-05-17" in html
-        assert '<img src="/photos/3"' in html and "Reference · 2030-05-17" in html
+        assert '<img src="/photos/9"' in html and ">At the beach</span>" in html
+        assert '<img src="/photos/3"' in html and ">My portrait</span>" in html
+        assert html.count('<time class="when" datetime="2030-05-17T00:00:00Z">17 May 2030</time>') == 2
         assert library.asked == [(user_id, GALLERY_PAGE + 1, None)]
 
 
@@ -169,3 +177,44 @@ async def test_stored_library_lists_only_the_owners_ready_photos(db: str, tmp_pa
     assert found is not None and found.scene == "second"
     assert await library.photo(owner.id, queued.id) is None
     assert await library.photo(owner.id, foreign.id) is None
+
+
+async def test_gallery_shows_kept_portraits_and_chat_photos_but_not_discarded_portraits(site: Site) -> None:
+    """Portraits the user regenerated away during setup are not listed; the kept one (of the current look and of
+    an earlier one) and chat photos are, captioned in Ava's words: "My portrait", never the user's description."""
+    user_id = await _signed_up_and_confirmed(site, "keep@example.com")
+    first_look = await make_avatar(user_id, "Luna")
+    discarded = await make_photo(site, first_look, None, kind=PhotoKindChoice.REFERENCE)
+    kept_before = await make_photo(site, first_look, None, kind=PhotoKindChoice.REFERENCE)
+    await Avatar.filter(id=first_look.id).update(reference_photo_id=kept_before.id)
+    chat = await make_photo(site, first_look, "sipping coffee on a sunny balcony")
+    new_look = await make_avatar(user_id, "Luna")
+    discarded_again = await make_photo(site, new_look, None, kind=PhotoKindChoice.REFERENCE)
+    kept_now = await make_photo(site, new_look, None, kind=PhotoKindChoice.REFERENCE)
+    await Avatar.filter(id=new_look.id).update(reference_photo_id=kept_now.id)
+
+    html = await (await site.client.get("/gallery")).text()
+    assert _shown(html) == [kept_now.id, chat.id, kept_before.id]
+    assert discarded.id not in _shown(html) and discarded_again.id not in _shown(html)
+    captions = [text_of(e) for e in outline(html).all("span") if "caption" in e.attrs.get("class", "").split()]
+    assert captions == ["My portrait", "Sipping coffee on a sunny balcony", "My portrait"]
+    assert "curly auburn hair" not in html  # the user's own description of her appearance
+
+
+async def test_gallery_dates_are_human_and_machine_readable(site: Site) -> None:
+    """Each photo carries a `<time>` with its UTC instant and a human label: "Yesterday, 21:04" for yesterday,
+    "3 Nov 2024" for another year."""
+    user_id = await _signed_up_and_confirmed(site, "dates@example.com")
+    avatar = await make_avatar(user_id)
+    old = await make_photo(site, avatar, "long ago")
+    await Photo.filter(id=old.id).update(created_at=datetime(2024, 11, 3, 21, 4, tzinfo=UTC))
+    recent = await make_photo(site, avatar, "yesterday")
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+    await Photo.filter(id=recent.id).update(created_at=yesterday)
+    times = outline(await (await site.client.get("/gallery")).text()).all("time")
+    assert [(t.attrs["class"], t.attrs["datetime"]) for t in times] == [
+        ("when", yesterday.isoformat().replace("+00:00", "Z")),
+        ("when", "2024-11-03T21:04:00Z"),
+    ]
+    assert text_of(times[0]) in (f"Yesterday, {yesterday:%H:%M}", human_time(yesterday))  # unless midnight passed
+    assert text_of(times[1]) == "3 Nov 2024"

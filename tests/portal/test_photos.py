@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -174,8 +175,9 @@ async def test_photo_page_shows_the_photo_date_caption_and_download(harness: Har
     html = await response.text()
     assert response.status == 200 and response.headers["Referrer-Policy"] == "no-referrer"
     assert f'<img src="/photos/{photo.id}"' in html
-    assert "at a rooftop bar at night" in html
-    assert f"{photo.created_at.day} {photo.created_at.strftime('%B %Y')}" in html
+    assert '<span class="caption">At a rooftop bar at night</span>' in html  # Ava's scene, as a sentence
+    clock = f"{photo.created_at.astimezone(UTC):%H:%M}</time>"
+    assert f">Today, {clock}" in html or f">Yesterday, {clock}" in html  # the page may load just after midnight
     assert f'href="/photos/{photo.id}?download=1"' in html
     assert 'href="/gallery"' in html
 

@@ -29,7 +29,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from channels.web_events import EventHub, Listener, StreamSlots, activity_payload, events_channel
+from channels.web_events import EventHub, Listener, StreamSlots, activity_payload, events_channel, redis_db
 from channels.web_events import activity_of as activity_of  # re-exported: the pub/sub protocol lives there
 from core.errors import DeliveryError
 from core.inbox import MAX_TEXT_CHARS, Inbox
@@ -89,7 +89,7 @@ class WebChannel:
         """Tell open chat pages of `ref` to fetch new rows (the reply row is already stored)."""
         _check_ref(ref)
         try:
-            await self._redis.publish(events_channel(ref.chat_id), "1")
+            await self._redis.publish(events_channel(ref.chat_id, redis_db(self._redis)), "1")
         except RedisError as exc:
             raise DeliveryError(f"web poke for chat {ref.chat_id} failed: {exc}", permanent=False) from exc
         return Delivery(None)
@@ -98,7 +98,7 @@ class WebChannel:
         """Show "Ava is typing…" / "taking a photo…" on open chat pages; Redis errors are ignored."""
         _check_ref(ref)
         try:
-            await self._redis.publish(events_channel(ref.chat_id), activity_payload(kind))
+            await self._redis.publish(events_channel(ref.chat_id, redis_db(self._redis)), activity_payload(kind))
         except RedisError as exc:  # an activity hint is best effort: the reply itself still arrives
             logger.debug("web activity for chat %s not published: %s", ref.chat_id, exc)
 

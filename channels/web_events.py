@@ -38,9 +38,18 @@ logger = logging.getLogger(__name__)
 _ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
 
 
-def events_channel(chat_id: str) -> str:
-    """The Redis pub/sub channel poked when a web chat has new outbound rows (or Ava shows an activity)."""
-    return f"ava:web:{chat_id}"
+def events_channel(chat_id: str, db: int = 0) -> str:
+    """The Redis pub/sub channel poked when a web chat has new outbound rows (or Ava shows an activity).
+
+    Pub/sub channels are shared by every database number of a Redis server, so the name carries the database
+    number: two deployments (or test runs) on one server with different databases never hear each other.
+    """
+    return f"ava:web:{db}:{chat_id}"
+
+
+def redis_db(redis: Redis) -> int:
+    """The database number a Redis client works on (the namespace of its pub/sub channels)."""
+    return int(redis.connection_pool.connection_kwargs.get("db") or 0)
 
 
 def activity_payload(kind: ActivityKind) -> str:
@@ -138,7 +147,7 @@ class EventHub:
             raise RedisConnectionError("the event hub is closed")
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="web-event-hub")
-        channel = events_channel(chat_id)
+        channel = events_channel(chat_id, redis_db(self._redis()))
         listener = Listener(channel, self._max_activities)
         listeners = self._listeners.get(channel)
         if listeners is None:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from channels.web import WEB_CAPABILITIES, WebChannel, activity_of, events_channel, web_ref
+from channels.web_events import redis_db
 from core.errors import DeliveryError
 from core.inbox import Inbox
 from core.messages import ChatRef, PhotoReady, TextReply, reply_to_payload
@@ -70,7 +71,8 @@ async def next_event(response: ClientResponse, timeout: float = 5.0) -> dict[str
 def test_web_ref_uses_the_user_id_as_chat_id() -> None:
     """A web user's chat is addressed by their user id."""
     assert web_ref(42) == ChatRef("web", "42")
-    assert events_channel("42") == "ava:web:42"
+    assert events_channel("42") == "ava:web:0:42"
+    assert events_channel("42", 7) == "ava:web:7:42"
 
 
 def test_implements_the_channel_port(redis: ArqRedis) -> None:
@@ -83,16 +85,16 @@ def test_implements_the_channel_port(redis: ArqRedis) -> None:
 
 
 async def test_send_publishes_a_poke_on_the_users_channel(redis: ArqRedis) -> None:
-    """send() publishes to ava:web:{chat_id}, which open chat streams listen on, and has no platform id."""
+    """send() publishes to ava:web:{db}:{chat_id}, which open chat streams listen on, and has no platform id."""
     pubsub = redis.pubsub()
-    await pubsub.subscribe("ava:web:42")
+    await pubsub.subscribe(events_channel("42", redis_db(redis)))
     try:
         assert await WebChannel(redis).send(web_ref(42), TextReply("hello")) == Delivery(None)
         message = None
         async with asyncio.timeout(5):
             while message is None:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        assert message["channel"] == b"ava:web:42"
+        assert message["channel"] == events_channel("42", redis_db(redis)).encode()
         assert activity_of(message["data"]) is None
     finally:
         await pubsub.aclose()
@@ -101,7 +103,7 @@ async def test_send_publishes_a_poke_on_the_users_channel(redis: ArqRedis) -> No
 async def test_show_activity_publishes_the_kind(redis: ArqRedis) -> None:
     """show_activity() publishes {"activity": kind} on the user's channel."""
     pubsub = redis.pubsub()
-    await pubsub.subscribe("ava:web:42")
+    await pubsub.subscribe(events_channel("42", redis_db(redis)))
     try:
         await WebChannel(redis).show_activity(web_ref(42), "upload_photo")
         message = None

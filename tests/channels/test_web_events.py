@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from channels.web import WEB_CHAT, WebChannel, setup_web_chat, web_ref
-from channels.web_events import EventHub, Listener, events_channel, slots_key
+from channels.web_events import EventHub, Listener, events_channel, redis_db, slots_key
 from core.inbox import Inbox
 from core.messages import TextReply
 from core.models import Message, User
@@ -112,7 +112,7 @@ async def test_many_streams_use_one_pubsub_connection_and_get_only_their_own_eve
         streams = await asyncio.gather(*(open_stream(client, user) for user, _ in pairs))
         assert [s.status for s in streams] == [200] * 200
         assert len(await pubsub_clients(redis)) == before + 1
-        counts = dict(await redis.pubsub_numsub(*(events_channel(str(u.id)) for u in users)))
+        counts = dict(await redis.pubsub_numsub(*(events_channel(str(u.id), redis_db(redis)) for u in users)))
         assert set(counts.values()) == {1}
         channel = WebChannel(redis)
         for index, user in enumerate(users):
@@ -138,7 +138,7 @@ async def test_many_streams_use_one_pubsub_connection_and_get_only_their_own_eve
             return not hub.channels and not await redis.keys("ava:web:streams:*")
 
         await eventually(all_closed, what="every stream to end, unsubscribe and free its slot")
-        counts = dict(await redis.pubsub_numsub(*(events_channel(str(u.id)) for u in users)))
+        counts = dict(await redis.pubsub_numsub(*(events_channel(str(u.id), redis_db(redis)) for u in users)))
         assert set(counts.values()) == {0}
         assert len(await pubsub_clients(redis)) == before
 
@@ -146,7 +146,7 @@ async def test_many_streams_use_one_pubsub_connection_and_get_only_their_own_eve
 async def test_a_users_last_stream_closing_unsubscribes(db: str, redis: ArqRedis) -> None:
     """The user's channel stays subscribed while one of their streams is open and is dropped with the last."""
     user = await new_user()
-    channel = events_channel(str(user.id))
+    channel = events_channel(str(user.id), redis_db(redis))
     async with chat_server(redis) as client:
         first, second = await open_stream(client, user), await open_stream(client, user)
         assert dict(await redis.pubsub_numsub(channel)) == {channel.encode(): 1}
@@ -163,6 +163,28 @@ async def test_a_users_last_stream_closing_unsubscribes(db: str, redis: ArqRedis
             return dict(await redis.pubsub_numsub(channel)) == {channel.encode(): 0}
 
         await eventually(unsubscribed, what="the channel to be unsubscribed")
+
+
+async def test_pokes_on_another_redis_database_are_not_heard(db: str, redis: ArqRedis) -> None:
+    """Pub/sub is server-wide: a deployment on another database number of the same Redis server pokes the same
+    chat id on its own channel, which this deployment's stream never hears; its own poke still arrives."""
+    user = await new_user()
+    other_db = (redis_db(redis) + 1) % 16
+    neighbour = Redis(**{**redis.connection_pool.connection_kwargs, "db": other_db})
+    assert events_channel(str(user.id), other_db) != events_channel(str(user.id), redis_db(redis))
+    try:
+        async with chat_server(redis, keepalive=60) as client:
+            stream = await open_stream(client, user)
+            ours = await store_reply(user.id, TextReply("ours"))
+            await WebChannel(neighbour).send(web_ref(user.id), TextReply("theirs"))
+            await WebChannel(neighbour).show_activity(web_ref(user.id), "typing")
+            with pytest.raises(TimeoutError):
+                await next_event(stream, timeout=1.0)
+            await WebChannel(redis).send(web_ref(user.id), TextReply("ours"))
+            assert (await next_event(stream))["id"] == str(ours.id)
+            stream.close()
+    finally:
+        await neighbour.aclose()
 
 
 async def test_hub_reconnects_after_its_connection_is_killed(db: str, redis: ArqRedis) -> None:
@@ -222,7 +244,7 @@ async def test_streams_survive_a_redis_restart(db: str) -> None:
                 missed = await store_reply(user.id, TextReply("stored while Redis was away"))
                 async with private_redis(port):
                     assert (await next_event(stream, timeout=20))["id"] == str(missed.id)
-                    channel = events_channel(str(user.id))
+                    channel = events_channel(str(user.id), redis_db(redis))
                     assert dict(await redis.pubsub_numsub(channel)) == {channel.encode(): 1}
                     later = await store_reply(user.id, TextReply("after the restart"))
                     await WebChannel(redis).send(web_ref(user.id), TextReply("after the restart"))

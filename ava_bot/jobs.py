@@ -8,14 +8,17 @@ from typing import Any, cast
 
 from tortoise.expressions import Q
 
+from ava_bot.settings import Settings
 from ava_bot.wiring import Services
-from core.models import Direction, Message, MessageStatus
+from core.models import Direction, Message, MessageStatus, UsedToken
 
 logger = logging.getLogger(__name__)
 
 #: Pending rows older than this are considered lost by Redis and their users scheduled again by the sweeper.
 STUCK_AFTER = timedelta(seconds=30)
 SWEEP_BATCH = 500
+#: Spent sign-in links are kept this long past their lifetime (clock skew between replicas).
+USED_TOKEN_MARGIN = timedelta(minutes=5)
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -51,3 +54,13 @@ async def sweep_turns(ctx: dict[str, Any]) -> int:
     if scheduled:
         logger.warning("sweeper scheduled the work of %d users again", scheduled)
     return scheduled
+
+
+async def sweep_used_tokens(ctx: dict[str, Any]) -> int:
+    """Forget spent sign-in links older than their lifetime (an expired link is refused by its signature anyway)."""
+    settings: Settings = ctx["settings"]
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.sign_in_link_ttl_seconds) - USED_TOKEN_MARGIN
+    deleted = await UsedToken.filter(used_at__lt=cutoff).delete()
+    if deleted:
+        logger.info("forgot %d spent sign-in links past their lifetime", deleted)
+    return int(deleted)

@@ -43,6 +43,7 @@ def worker_settings(
         "functions": job_functions(),
         "cron_jobs": [
             cron(jobs.sweep_turns, name="sweep_turns", second={0}, run_at_startup=True),
+            cron(jobs.sweep_used_tokens, name="sweep_used_tokens", minute={17}, second={30}),
             *photo_cron_jobs(),
         ],
         "redis_pool": resources.redis,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from arq.connections import ArqRedis
 
+from ava_bot.jobs import USED_TOKEN_MARGIN, sweep_used_tokens
 from ava_bot.wiring import Services, build_services
 from core.messages import ChatRef, InboundMessage, LinkReply
 from core.models import Message, UsedToken, User
@@ -198,3 +200,15 @@ async def test_the_portal_line_states_the_configured_lifetime(
     await ask_for_portal_link(services, channel)
     (sent,) = channel.sent
     assert isinstance(sent.reply, LinkReply) and "works once, for 10 minutes" in sent.reply.text
+
+
+async def test_spent_links_are_forgotten_once_past_their_lifetime(db: str, make_settings: Any) -> None:
+    """The worker's sweep deletes spent-link rows older than the link lifetime (plus a margin), keeps newer ones."""
+    settings = make_settings(sign_in_link_ttl_seconds=600)
+    now = datetime.now(UTC)
+    old = await UsedToken.create(token_hash="a" * 64)
+    recent = await UsedToken.create(token_hash="b" * 64)
+    await UsedToken.filter(id=old.id).update(used_at=now - timedelta(seconds=600) - USED_TOKEN_MARGIN - timedelta(1))
+    await UsedToken.filter(id=recent.id).update(used_at=now - timedelta(seconds=590))
+    assert await sweep_used_tokens({"settings": settings}) == 1
+    assert await UsedToken.all().values_list("token_hash", flat=True) == ["b" * 64]

@@ -90,6 +90,13 @@ async def offered_plans(request: web.Request) -> Sequence[PlanView]:
     return await billing.plans() if billing is not None else ()
 
 
+def payments_live(request: web.Request) -> bool:
+    """Whether this server takes real payments (Stripe configured), for the home page's billing line."""
+    services = _services(request)
+    billing = services.billing() if services is not None else None
+    return billing is not None and not billing.development
+
+
 async def _account(request: web.Request) -> User:
     user = await current_user(request)
     if user is None:

@@ -26,7 +26,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core.models import ChannelIdentity, UsedToken, User
-from portal.account import offered_plans
+from portal.account import offered_plans, payments_live
 from portal.csrf import require_csrf
 from portal.deps import portal
 from portal.errors import LinkUsed
@@ -91,7 +91,8 @@ async def _too_many(request: web.Request, window: int, what: str) -> web.Respons
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     """Landing page: what Ava is, the 18+ notice, the price from the plans; sign in, sign up, or go to the chat."""
-    return await render(request, "index.html", {"plans": await offered_plans(request)})
+    context = {"plans": await offered_plans(request), "payments_live": payments_live(request)}
+    return await render(request, "index.html", context)
 
 
 @routes.get("/signup")

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from ava_bot.http import make_error_middleware, portal_error_page
 from billing.models import Plan
 from billing.service import BillingService
+from billing.stripe_api import StripeApi
 from core.models import Avatar
 from imaging.models import PhotoKindChoice
 from portal.assets import LONG_CACHE, SHORT_CACHE
@@ -63,6 +64,19 @@ async def test_home_page_says_what_ava_is_with_the_price_from_the_plan_table(sit
     assert "Retired" not in html
     hrefs = page.hrefs()
     assert {"/terms", "/privacy", "/signup", "/signin"} <= set(hrefs)
+    assert "no payments are taken here" in price and "Billed through Stripe" not in price  # no Stripe: development
+
+
+async def test_home_page_says_billed_through_stripe_only_when_stripe_is_configured(
+    db: str, redis: ArqRedis, tmp_path: Path
+) -> None:
+    """With Stripe configured the price section says billing goes through Stripe, and no development line."""
+    await Plan.create(code="monthly", name="Ava Monthly", price_label="9.99 EUR / month", is_default=True)
+    stripe_api = StripeApi("sk_test_home_page", api_base="http://127.0.0.1:9")  # never called by the home page
+    billing = BillingService(plans=[], stripe_api=stripe_api)
+    async with serve_site(tmp_path, redis, billing=billing) as running:
+        price = text_of(outline(await (await running.client.get("/")).text()).one("section", id="price"))
+    assert "Billed through Stripe" in price and "no payments are taken" not in price
 
 
 async def test_home_page_without_plans_shows_no_price(site: Site) -> None:

@@ -14,7 +14,7 @@ from telegram import Bot
 
 from ava_bot import health
 from ava_bot.chatgate import make_chat_gate
-from ava_bot.http import make_error_middleware, portal_error_page
+from ava_bot.http import WEBHOOK_MAX_BYTES, body_middleware, make_error_middleware, portal_error_page
 from ava_bot.keys import REDIS, SERVICES, SETTINGS
 from ava_bot.settings import Settings
 from ava_bot.wiring import (
@@ -24,6 +24,7 @@ from ava_bot.wiring import (
     build_eraser,
     build_links,
     build_originals,
+    build_s3,
     build_store,
     open_photo_pipeline,
     open_resources,
@@ -41,6 +42,7 @@ from core.messages import ChatRef
 from core.ports import Entitlements, LLMProvider
 from imaging.library import StoredPhotoLibrary
 from imaging.providers.base import ImageProvider
+from imaging.s3 import S3Connection
 from portal.account import setup_account
 from portal.adult import setup_adult
 from portal.auth import current_user_id
@@ -59,11 +61,15 @@ logger = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def serve_worker(
-    settings: Settings, resources: Resources, services: Services, image_provider: ImageProvider | None
+    settings: Settings,
+    resources: Resources,
+    services: Services,
+    image_provider: ImageProvider | None,
+    s3: S3Connection | None = None,
 ) -> AsyncIterator[None]:
     """Run the arq worker inside this process for the block (the single-process `ava-bot dev`)."""
     # Tortoise is initialised by the caller, in the same cleanup_ctx, before the worker starts (LIBRARY-NOTES).
-    async with open_photo_pipeline(settings, services, provider=image_provider) as pipeline:
+    async with open_photo_pipeline(settings, services, provider=image_provider, s3=s3) as pipeline:
         worker = create_worker(settings, resources, services, pipeline, in_process=True)
         task = asyncio.create_task(worker.async_run(), name="arq-worker")
         logger.info("in-process worker started")
@@ -95,10 +101,22 @@ async def create_app(
     `redis` / `own_database` inject clients the caller owns (dev mode and tests); `llm` / `entitlements` /
     `image_provider` replace the configured implementations (tests).
     """
-    app = web.Application(middlewares=[make_error_middleware(page=portal_error_page)])
+    app = web.Application(
+        middlewares=[make_error_middleware(page=portal_error_page), body_middleware],
+        client_max_size=WEBHOOK_MAX_BYTES,
+    )
     app[SETTINGS] = settings
     # Plans load (and a bad plans file stops start-up) before anything opens; they are synced at start.
     billing = build_billing(settings, photos_left=lambda uid: app[SERVICES].entitlements.remaining(uid, "photo"))
+    # One S3 client for the process (None: photos under MEDIA_DIR), open before the in-process worker starts.
+    s3 = build_s3(settings)
+    if s3 is not None:
+
+        async def s3_ctx(app: web.Application) -> AsyncIterator[None]:
+            async with s3:
+                yield
+
+        app.cleanup_ctx.append(s3_ctx)
 
     async def resources_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_resources(
@@ -110,7 +128,7 @@ async def create_app(
                 if not run_worker:
                     yield
                     return
-                async with serve_worker(settings, resources, services, image_provider):
+                async with serve_worker(settings, resources, services, image_provider, s3):
                     yield
 
     app.cleanup_ctx.append(resources_ctx)
@@ -154,13 +172,13 @@ async def create_app(
         gate=make_chat_gate(lambda: app[SERVICES].entitlements),
         streams_per_user=settings.chat_streams_per_user,
     )
-    library = StoredPhotoLibrary(build_store(settings), build_originals(settings))
+    library = StoredPhotoLibrary(build_store(settings, s3), build_originals(settings, s3))
     setup_photo_routes(app, links=links, library=library, session_user=current_user_id)
     setup_gallery(app, library=library)
     setup_adult(app)
     setup_account(app, billing=lambda: billing, inbox=lambda: app[SERVICES].inbox)
     setup_chat(app, inbox=lambda: app[SERVICES].inbox)  # Ava greets first on an empty chat
-    eraser = build_eraser(settings, cancel_subscription=billing.cancel_immediately)
+    eraser = build_eraser(settings, s3=s3, cancel_subscription=billing.cancel_immediately)
     setup_erasure(app, eraser=lambda: eraser)
     setup_legal(app)
     setup_billing_routes(app, settings, billing)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 from telegram.error import TelegramError
+from tortoise.exceptions import OperationalError
 
 from ava_bot.admin import add_admin_commands, run_grant, run_users_show
 from ava_bot.app import create_app
@@ -101,7 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "serve":
-                web.run_app(create_app(settings), host=settings.effective_host, port=settings.port, print=None)
+                web.run_app(
+                    create_app(settings),
+                    host=settings.effective_host,
+                    port=settings.port,
+                    print=None,
+                    # SIGTERM: stop accepting, let in-flight requests finish this long, then close clients.
+                    shutdown_timeout=settings.shutdown_grace_seconds,
+                )
             case "worker":
                 asyncio.run(run_worker(settings))
             case "migrate":
@@ -124,7 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ava-bot: {exc}", file=sys.stderr)
         return 2
+    except OperationalError as exc:
+        if not _missing_table(exc):
+            raise
+        print(f"ava-bot: the database has no Ava tables yet ({exc}): run `ava-bot migrate` first", file=sys.stderr)
+        return 2
     return 0
+
+
+def _missing_table(exc: OperationalError) -> bool:
+    """An error of a database the migrations never ran on (SQLite and PostgreSQL wording)."""
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 async def run_plans_sync(settings: Settings) -> int:
@@ -156,6 +175,10 @@ async def run_worker(settings: Settings) -> None:
         worker = create_worker(settings, resources, services, pipeline)
         try:
             await worker.async_run()
+        except asyncio.CancelledError:
+            # arq ends its main task by cancelling it on SIGTERM/SIGINT (after the running jobs' grace
+            # period): the normal way a worker stops, not an error (exit status 0, no traceback).
+            logger.info("worker stopped")
         finally:
             await worker.close()
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from core.errors import AvaError
@@ -88,6 +89,47 @@ def make_error_middleware(*, page: PageRenderer | None = None) -> Middleware:
 
 #: The JSON-only error middleware (applications without portal pages).
 error_middleware = make_error_middleware()
+
+#: Largest body of a platform webhook (Meta sends WhatsApp batches of up to 3 MB); also the app's `client_max_size`.
+WEBHOOK_MAX_BYTES = 3 * 1024**2
+#: Largest body of every other route: portal forms and chat JSON (a 4,000-character message, escaped, fits).
+FORM_MAX_BYTES = 64 * 1024
+WEBHOOK_PATHS = frozenset({"/webhooks/telegram", "/webhooks/whatsapp", "/billing/webhook"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse an oversized body with 413 before reading it, and an unreadable one with 400, never a 500.
+
+    A declared `Content-Length` over the route's limit is refused at once; a chunked body stops at the limit
+    while it is read. Forms are decoded here, once (handlers get aiohttp's cached result), so a non-UTF-8, wrongly
+    declared or broken multipart body is a 400 on every form route. Webhook bodies are left raw for their
+    signature checks. A `RecursionError` is how the JSON decoder refuses deeply nested input: a 400 too.
+    """
+    webhook = request.path in WEBHOOK_PATHS
+    limit = WEBHOOK_MAX_BYTES if webhook else FORM_MAX_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    # aiohttp sets the read limit per application only; `clone(client_max_size=...)` would hide what inner
+    # middlewares store on the request (the session) from the error middleware's page, so it is set in place.
+    request._client_max_size = limit
+    if request.method == hdrs.METH_POST and not webhook and request.content_type in _FORM_TYPES:
+        try:
+            await request.post()
+        except (ValueError, LookupError, AssertionError, HttpProcessingError) as exc:  # decoding and multipart
+            logger.info("%s %s: unreadable form body: %s", request.method, _route(request), type(exc).__name__)
+            raise bad_body("The form could not be read.") from None
+    try:
+        return await handler(request)
+    except RecursionError:
+        logger.info("%s %s: body nested too deeply", request.method, _route(request))
+        raise bad_body("The body is nested too deeply.") from None
+
+
+def bad_body(message: str) -> web.HTTPBadRequest:
+    """A 400 whose JSON body says `message` (the error page shows it to a browser)."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def portal_error_page(request: web.Request, *, status: int, title: str, message: str) -> web.Response:

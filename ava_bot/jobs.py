@@ -36,10 +36,11 @@ async def sweep_turns(ctx: dict[str, Any]) -> int:
     """Schedule users whose work was left behind (Redis lost a job, a worker died); returns how many."""
     services: Services = ctx["services"]
     now = datetime.now(UTC)
-    cutoff = now - ctx.get("turn_stuck_after", STUCK_AFTER)
+    stuck_after: timedelta = ctx.get("turn_stuck_after", STUCK_AFTER)
+    cutoff = now - stuck_after
     stuck_inbound = Q(direction=Direction.INBOUND, created_at__lt=cutoff)
     stuck_outbound = Q(direction=Direction.OUTBOUND) & (
-        Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=now - STUCK_AFTER)
+        Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff)
     )
     user_ids = (
         await Message.filter(Q(status=MessageStatus.PENDING) & (stuck_inbound | stuck_outbound))

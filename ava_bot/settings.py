@@ -99,6 +99,15 @@ class Settings(BaseSettings):
 
     sentry_dsn: SecretStr | None = None
     media_dir: Path = Path("data/media")
+    #: S3-compatible object storage for photos, shared by every web and worker replica. S3_BUCKET unset: MEDIA_DIR.
+    #: S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together; S3_ENDPOINT_URL unset means AWS S3.
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    #: Prepended to every object key (e.g. "ava/" when the bucket is shared); photos go under "<prefix>photos/".
+    s3_prefix: str = ""
     c2pa_cert_chain: Path | None = None
     c2pa_private_key: Path | None = None
     watermark_text: str = "AI-generated"
@@ -119,6 +128,24 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_backoff_seconds: float = Field(default=2.0, gt=0)
     activity_interval_seconds: float = Field(default=4.0, gt=0)
+    #: arq job time limits; a job of a worker that died is run again by another worker this + 10 s later.
+    job_timeout_seconds: int = Field(default=120, ge=1)
+    photo_job_timeout_seconds: int = Field(default=300, ge=1)
+    #: Sweepers (re-schedule work Redis lost or a dead worker left): how often they run (a divisor of 60) and
+    #: how old left-behind turns and photos must be before they are scheduled again.
+    sweep_every_seconds: int = Field(default=30, ge=1, le=60)
+    turn_stuck_after_seconds: float = Field(default=30.0, gt=0)
+    photo_stuck_after_seconds: float = Field(default=120.0, gt=0)
+    #: On SIGTERM, in-flight requests (web) and jobs (worker) get this long to finish; compose's
+    #: stop_grace_period is longer. Jobs still running then are cancelled and run again by another worker.
+    shutdown_grace_seconds: int = Field(default=20, ge=0)
+
+    @field_validator("sweep_every_seconds")
+    @classmethod
+    def _divides_minute(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError("must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -151,6 +178,23 @@ class Settings(BaseSettings):
             self.moderation_disabled or _is_unset(self.moderation_base_url) or _is_unset(self.moderation_api_key)
         )
 
+    @property
+    def s3_configured(self) -> bool:
+        """True when photos live in S3-compatible object storage (S3_BUCKET set) rather than under MEDIA_DIR."""
+        return not _is_unset(self.s3_bucket)
+
+    def missing_s3_settings(self) -> list[str]:
+        """The S3 settings still unset when some are set (an empty list: S3 fully configured, or not at all)."""
+        parts: dict[str, object] = {
+            "S3_BUCKET": self.s3_bucket,
+            "S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+        }
+        unset = [name for name, value in parts.items() if _is_unset(value)]
+        if len(unset) == len(parts) and _is_unset(self.s3_endpoint_url):
+            return []
+        return unset
+
     def missing_production_settings(self) -> list[str]:
         """Environment names of required settings that are unset (production rules)."""
         required: dict[str, object] = {
@@ -178,7 +222,7 @@ class Settings(BaseSettings):
                 "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
                 "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
             }
-        return [name for name, value in required.items() if _is_unset(value)]
+        return [name for name, value in required.items() if _is_unset(value)] + self.missing_s3_settings()
 
     def check(self) -> None:
         """Raise `MissingSettingsError` naming every missing key when production rules apply."""
@@ -191,6 +235,12 @@ class Settings(BaseSettings):
             # Development accepts any long enough key (a developer's own); production a random-looking one only.
             if problem and (self.is_production or len(self.secret_key.get_secret_value()) < 32):
                 raise ConfigError(problem)
+        if missing_s3 := self.missing_s3_settings():
+            raise ConfigError(
+                f"S3 photo storage is half-configured: {', '.join(missing_s3)} unset. Set S3_BUCKET, "
+                "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY together (and S3_ENDPOINT_URL unless on AWS), "
+                "or none of them to store photos under MEDIA_DIR."
+            )
         if not self.moderation_disabled and _is_unset(self.moderation_base_url) != _is_unset(self.moderation_api_key):
             raise ConfigError(
                 "MODERATION_BASE_URL and MODERATION_API_KEY must be set together "

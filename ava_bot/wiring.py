@@ -59,9 +59,10 @@ from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
 from imaging.providers.base import ImageProvider
 from imaging.providers.factory import ProviderConfig, create_image_provider
+from imaging.s3 import S3Config, S3Connection, S3PhotoStore
 from imaging.safety import check_field
 from imaging.service import PhotoService
-from imaging.storage import LocalPhotoStore
+from imaging.storage import LocalPhotoStore, PhotoStore
 from portal.links import PortalLinks
 
 logger = logging.getLogger(__name__)
@@ -331,20 +332,66 @@ async def open_services(settings: Settings, redis: ArqRedis, **overrides: Any) -
 # -- photos -----------------------------------------------------------------------------------------------------
 
 
-def build_store(settings: Settings) -> LocalPhotoStore:
-    """Photo storage under MEDIA_DIR (a volume shared by web and worker in compose): the served copies."""
+def build_s3(settings: Settings) -> S3Connection | None:
+    """The process's S3 client (not opened yet: the app's cleanup_ctx or the worker opens it), or None when
+    S3_BUCKET is unset and photos live under MEDIA_DIR."""
+    if not settings.s3_configured:
+        return None
+    prefix = settings.s3_prefix.strip("/")
+    return S3Connection(
+        S3Config(
+            bucket=settings.s3_bucket or "",
+            access_key_id=_secret(settings.s3_access_key_id),
+            secret_access_key=_secret(settings.s3_secret_access_key),
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            prefix=f"{prefix}/" if prefix else "",
+        )
+    )
+
+
+def build_store(settings: Settings, s3: S3Connection | None = None) -> PhotoStore:
+    """The served copies: under "photos/" in the S3 bucket when `s3` is given, else under MEDIA_DIR/photos."""
+    if s3 is not None:
+        return S3PhotoStore(s3, "photos/")
+    _require_no_s3(settings)
     return LocalPhotoStore(settings.media_dir / "photos")
 
 
-def build_originals(settings: Settings) -> LocalPhotoStore:
+def build_originals(settings: Settings, s3: S3Connection | None = None) -> PhotoStore:
     """The private store of references' unwatermarked originals: apart from the served copies, never served."""
+    if s3 is not None:
+        return S3PhotoStore(s3, "originals/")
+    _require_no_s3(settings)
     return LocalPhotoStore(settings.media_dir / "originals")
 
 
-def build_eraser(settings: Settings, *, cancel_subscription: CancelSubscription | None = None) -> Eraser:
+def _require_no_s3(settings: Settings) -> None:
+    # A process that would write to local disk while its peers use the bucket loses photos: a wiring bug.
+    if settings.s3_configured:
+        raise ConfigError("S3_BUCKET is set: photo stores need the process's S3 connection (build_s3)")
+
+
+@asynccontextmanager
+async def open_s3(settings: Settings, s3: S3Connection | None = None) -> AsyncIterator[S3Connection | None]:
+    """The S3 connection for a block: `s3` as given (its owner opens it), or one built and opened here."""
+    if s3 is not None or not settings.s3_configured:
+        yield s3
+        return
+    connection = build_s3(settings)
+    assert connection is not None
+    async with connection:
+        yield connection
+
+
+def build_eraser(
+    settings: Settings, *, s3: S3Connection | None = None, cancel_subscription: CancelSubscription | None = None
+) -> Eraser:
     """Account erasure over this deployment's photo stores; `cancel_subscription` cancels Stripe at once."""
     return Eraser(
-        store=build_store(settings), originals=build_originals(settings), cancel_subscription=cancel_subscription
+        store=build_store(settings, s3),
+        originals=build_originals(settings, s3),
+        cancel_subscription=cancel_subscription,
     )
 
 
@@ -408,9 +455,10 @@ def build_moderation(settings: Settings) -> Moderation | None:
 
 @asynccontextmanager
 async def open_photo_pipeline(
-    settings: Settings, services: Services, *, provider: ImageProvider | None = None
+    settings: Settings, services: Services, *, provider: ImageProvider | None = None, s3: S3Connection | None = None
 ) -> AsyncIterator[PhotoPipeline]:
-    """The photo pipeline of a worker process, with its HTTP client closed on exit.
+    """The photo pipeline of a worker process, with its HTTP client (and S3 client, unless `s3` is the caller's
+    open one) closed on exit.
 
     Photos are charged to their user's photo quota when their job starts, and refunded when they end blocked or
     failed (the pipeline calls these hooks; imaging does not know billing)."""
@@ -428,10 +476,10 @@ async def open_photo_pipeline(
         if channel is not None:
             await channel.show_activity(ref, kind)
 
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with httpx.AsyncClient(follow_redirects=False) as http, open_s3(settings, s3) as storage:
         yield PhotoPipeline(
             provider=chosen,
-            store=build_store(settings),
+            store=build_store(settings, storage),
             signer=build_signer(settings),
             http=http,
             watermark_text=settings.watermark_text,
@@ -441,7 +489,7 @@ async def open_photo_pipeline(
             max_attempts=settings.photo_max_attempts,
             backoff_seconds=settings.photo_backoff_seconds,
             safety=services.safety,
-            originals=build_originals(settings),
+            originals=build_originals(settings, storage),
             charge=charge_photo,
             refund=refund_photo,
             announce=announce,

@@ -9,7 +9,8 @@
    the others find the id taken and answer 200), applies the state to the locked row and stores the notice
    for the user's chat; delivery is scheduled after the commit.
 
-A Stripe failure answers 500 with nothing stored, so Stripe delivers the event again later.
+A Stripe failure answers 500 and a database failure 503, with nothing stored, so Stripe delivers the event
+again later.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception classes are used
 import stripe
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
@@ -40,6 +42,7 @@ from billing.subscriptions import (
     parse_subscription,
     parse_user_id,
 )
+from core.inbox import storable
 from core.messages import LinkReply, Reply, TextReply
 from core.notices import notify_user
 
@@ -52,8 +55,12 @@ HANDLED_EVENTS = SUBSCRIPTION_EVENTS | {"checkout.session.completed", "invoice.p
 #: A subscription fetched from Stripe counts as this many seconds newer than our clock: the signature check
 #: (tolerance 300 s) bounds how far our clock and Stripe's disagree, so no older event can outrank a fetch.
 FETCH_STAMP_MARGIN = 300
+MAX_BIGINT = 2**63 - 1
 
 Schedule = Callable[[int], Awaitable[object]]
+
+#: The database is unreachable or went away mid-request (Tortoise's DBConnectionError is an OSError).
+DATABASE_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 class InvalidEvent(Exception):
@@ -98,6 +105,15 @@ class StripeWebhook:
         except InvalidEvent as exc:
             logger.warning("Stripe webhook refused: %s", exc)
             return web.json_response({"error": "invalid Stripe event"}, status=400)
+        try:
+            return await self._receive(event)
+        except DATABASE_DOWN as exc:
+            # The event row and its effect commit together, so nothing is half-applied: Stripe delivers it again.
+            logger.warning("Stripe event %s not stored, database unavailable: %s", event["id"], type(exc).__name__)
+            return web.json_response({"error": "database unavailable, deliver again later"}, status=503)
+
+    async def _receive(self, event: dict[str, Any]) -> web.Response:
+        """Record a verified event and apply it, once."""
         event_id, event_type = str(event["id"]), str(event["type"])
         if await BillingEvent.exists(event_id=event_id):
             return web.json_response({"received": True, "duplicate": True})
@@ -108,6 +124,10 @@ class StripeWebhook:
             target = await self._target(event_type, event["data"]["object"], int(event["created"]))
         except StripeUnavailable:
             return web.json_response({"error": "Stripe unavailable, deliver again later"}, status=500)
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError) as exc:
+            # Signed but not shaped as Stripe documents it: nothing stored; Stripe redelivers it (after a fix).
+            logger.error("Stripe %s event %s could not be read: %r", event_type, event_id, exc)
+            return web.json_response({"error": "event object not understood"}, status=400)
         try:
             notified = await self._apply(event, target)
         except IntegrityError:
@@ -128,13 +148,18 @@ class StripeWebhook:
             data: dict[str, Any] = event.to_dict()
         except stripe.SignatureVerificationError:
             raise InvalidEvent("bad or missing signature") from None
-        except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, or not an object
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError):  # not JSON, not an object, or
+            # fields stripe cannot build (a `*_decimal` that is no number raises decimal.InvalidOperation)
             raise InvalidEvent("body is not a Stripe event") from None
         obj = data.get("data", {}).get("object") if isinstance(data.get("data"), Mapping) else None
         if not data.get("id") or not data.get("type") or not isinstance(obj, Mapping):
             raise InvalidEvent("body is not a Stripe event")
-        if not isinstance(data.get("created"), int):
+        if not isinstance(data.get("created"), int) or not 0 <= data["created"] <= MAX_BIGINT:
             raise InvalidEvent("event without a creation time")
+        for name, longest in (("id", 255), ("type", 128)):  # what the BillingEvent columns hold
+            value = data[name]
+            if not isinstance(value, str) or len(value) > longest or not storable(value):
+                raise InvalidEvent(f"event {name} is not a short text")
         return data
 
     async def _target(self, event_type: str, obj: Mapping[str, Any], created: int) -> Target | None:

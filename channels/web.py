@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from channels.web_events import EventHub, Listener, StreamSlots, activity_payload, events_channel, redis_db
 from channels.web_events import activity_of as activity_of  # re-exported: the pub/sub protocol lives there
 from core.errors import DeliveryError
-from core.inbox import MAX_TEXT_CHARS, Inbox
+from core.inbox import MAX_TEXT_CHARS, Inbox, storable
 from core.messages import ChatRef, InboundMessage, Reply
 from core.models import Direction, Message, User
 from core.ports import ActivityKind, ChannelCapabilities, Delivery
@@ -226,6 +226,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         return _json_error(400, "Unknown choice.")
     if not _CLIENT_ID.fullmatch(client_id):
         return _json_error(400, "client_id must be 8-64 letters, digits, '-' or '_'.")
+    if not all(storable(value) for value in (text or "", choice or "")):
+        return _json_error(400, "Messages cannot contain NUL characters or broken Unicode (lone surrogates).")
     if deps.gate is not None and (refusal := await deps.gate(user, text, choice)) is not None:
         return web.json_response(refusal, status=402)
     # Message ids are unique per channel, so scope the browser's id to its user.

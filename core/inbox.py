@@ -17,6 +17,7 @@ count: a redelivery is recognised before the limiter is asked.
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,9 +37,22 @@ from core.ports import RateLimiter, TurnQueue
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
+#: What PostgreSQL text cannot hold: NUL, and lone surrogates (a `str` holds them; UTF-8 cannot encode them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 #: The one line a user over the inbound rate limit gets per window.
 SLOW_DOWN_LINE = "You're sending messages faster than I can read them; I'll answer again in a minute."
+
+
+def storable(text: str) -> bool:
+    """Whether PostgreSQL text can hold `text` (no NUL, no lone surrogate)."""
+    return _UNSTORABLE.search(text) is None
+
+
+def make_storable(text: str | None) -> str | None:
+    """`text` with what PostgreSQL text cannot hold replaced by U+FFFD: a platform's odd message is kept, never
+    refused by the database over and over (each refusal would be a 5xx, and the platform would redeliver it)."""
+    return _UNSTORABLE.sub("\ufffd", text) if text else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +82,12 @@ class Stored:
 
 async def user_for(channel: str, external_user_id: str) -> User:
     """The user behind a channel identity, created on first contact (race-safe)."""
-    identity = await ChannelIdentity.get_or_none(channel=channel, external_user_id=external_user_id)
+    # A known chat (nearly every webhook) costs one query: the identity with its user joined.
+    identity = await ChannelIdentity.get_or_none(channel=channel, external_user_id=external_user_id).select_related(
+        "user"
+    )
     if identity is not None:
-        return await User.get(id=identity.user_id)
+        return identity.user
     try:
         async with in_transaction():
             user = await User.create()
@@ -103,7 +120,7 @@ async def store_inbound(msg: InboundMessage, user: User | None = None, *, admit:
     ).update(unreachable_at=None, unreachable_reason=None)
     released = await release_held(msg.ref)
     admitted = admit is None or await admit(user.id)
-    text = msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text
+    text = make_storable(msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text)
     try:
         async with in_transaction():
             await _lock_identity_for_insert(user.id)
@@ -114,7 +131,7 @@ async def store_inbound(msg: InboundMessage, user: User | None = None, *, admit:
                 chat_id=msg.ref.chat_id,
                 external_message_id=msg.message_id,
                 text=text,
-                choice=msg.choice,
+                choice=make_storable(msg.choice),
                 status=MessageStatus.PENDING if admitted else MessageStatus.LIMITED,
                 processed_at=None if admitted else datetime.now(UTC),
             )

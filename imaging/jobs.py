@@ -106,9 +106,12 @@ def photo_functions(*, timeout: float = PHOTO_JOB_TIMEOUT) -> list[Function]:
     return [func(generate_photo, name=GENERATE_PHOTO_JOB, keep_result=0, timeout=timeout, max_tries=20)]
 
 
-def photo_cron_jobs(*, every_seconds: int = 30) -> list[CronJob]:
-    """The sweeper cron for `arq.Worker(cron_jobs=...)`: every `every_seconds` seconds and at worker start."""
+def photo_cron_jobs(*, every_seconds: int = 30, timeout: float = 60) -> list[CronJob]:
+    """The sweeper cron for `arq.Worker(cron_jobs=...)`: every `every_seconds` seconds and at worker start.
+
+    arq re-runs a dead worker's job once the longest timeout of ANY of its functions + 10 s has passed, so the
+    sweep's `timeout` must not exceed the job timeouts (or it would delay every such recovery)."""
     if not 1 <= every_seconds <= 60 or 60 % every_seconds:
         raise ValueError("every_seconds must divide 60")
     seconds = set(range(0, 60, every_seconds))
-    return [cron(sweep_photos, name="sweep_photos", second=seconds, run_at_startup=True, timeout=60)]
+    return [cron(sweep_photos, name="sweep_photos", second=seconds, run_at_startup=True, timeout=timeout)]

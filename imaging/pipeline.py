@@ -52,7 +52,9 @@ from imaging.errors import (
     DownloadFailed,
     DownloadTransient,
     ImagingError,
+    InvalidStorageKey,
     PermanentPhotoFailure,
+    PhotoNotStored,
     RetryLater,
     StorageError,
 )
@@ -283,8 +285,10 @@ class PhotoPipeline:
                 return await self._originals.get(reference.original_key)  # clean: no watermark to copy
             logger.warning("reference photo %s has no original: conditioning on its signed copy", reference.id)
             return await self._store.get(reference.storage_key)
-        except StorageError as exc:
+        except (PhotoNotStored, InvalidStorageKey) as exc:
             raise PermanentPhotoFailure(f"reference photo {reference.id} cannot be read: {exc}") from exc
+        except StorageError as exc:  # the store is unreachable or failing (S3 down): worth another attempt
+            raise TransientProviderError(f"reference photo {reference.id} cannot be read: {exc}") from exc
 
     async def _image_bytes(self, result: GeneratedImage) -> bytes:
         if result.data is not None:

@@ -24,6 +24,21 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+def new_key(suffix: str = ".jpg") -> str:
+    """A fresh unguessable key of the one shape every store issues (`ValueError` for a bad suffix)."""
+    if not _SUFFIX.fullmatch(suffix):
+        raise ValueError(f"invalid suffix {suffix!r}")
+    token = secrets.token_urlsafe(32)  # 43 characters, 256 bits
+    return f"{token[:2]}/{token[2:4]}/{token}{suffix}"
+
+
+def check_key(key: str) -> str:
+    """`key` when it has the shape stores issue, else `InvalidStorageKey` (no "..", no absolute paths)."""
+    if not _KEY.fullmatch(key):
+        raise InvalidStorageKey(f"invalid storage key {key!r}")
+    return key
+
+
 @runtime_checkable
 class PhotoStore(Protocol):
     """Where finished photos live; keys are opaque and unguessable."""
@@ -52,10 +67,7 @@ class LocalPhotoStore:
 
     async def put(self, data: bytes, *, suffix: str = ".jpg") -> str:
         """Write `data` atomically under a fresh random key (files 0600, directories 0700)."""
-        if not _SUFFIX.fullmatch(suffix):
-            raise ValueError(f"invalid suffix {suffix!r}")
-        token = secrets.token_urlsafe(32)  # 43 characters, 256 bits
-        key = f"{token[:2]}/{token[2:4]}/{token}{suffix}"
+        key = new_key(suffix)
         await asyncio.to_thread(self._write, key, data)
         return key
 
@@ -79,9 +91,7 @@ class LocalPhotoStore:
 
     def _path(self, key: str) -> Path:
         # Only keys of our own shape are accepted: no "..", no absolute paths, no separators beyond the shards.
-        if not _KEY.fullmatch(key):
-            raise InvalidStorageKey(f"invalid storage key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def _write(self, key: str, data: bytes) -> None:
         path = self._path(key)

@@ -221,7 +221,8 @@ def _loads(serializer: URLSafeTimedSerializer, token: str, max_age: int) -> dict
         # itsdangerous checks the signature before the age, so an expired token was genuine.
         raise LinkExpired(str(exc)) from exc
     except BadData as exc:
-        raise LinkInvalid(str(exc)) from exc
+        # Never str(exc): itsdangerous quotes the refused signature, nearly a genuine one, and it gets logged.
+        raise LinkInvalid(f"token refused ({type(exc).__name__})") from exc
     if not isinstance(data, dict):
         raise LinkInvalid("token payload is not an object")
     return data

@@ -2,8 +2,9 @@
 `POST /photos/{id}/delete` (the owner's session only, CSRF-checked).
 
 Access is granted by a signed photo link (`?t=<token>`, from `PortalLinks.photo_url`, sent in chat) or by
-the owner's portal session. A tampered or expired token is 403; a photo that is someone else's, missing or
-not ready is 404 (one answer, so the route never reveals whether a photo exists), and so is an id that is not
+the owner's portal session; a link opened in a browser signed in to another account is refused (404). A
+tampered or expired token is 403; a photo that is someone else's, missing or not ready is 404 (one answer, so
+the route never reveals whether a photo exists), and so is an id that is not
 a number or is outside the 64-bit range. Before a photo is shown the 18+ interstitial applies
 (`portal.adult`): a session that has not confirmed is sent there first; for the JPEG requested with the
 owner's session (the web chat's inline photos) an account that confirmed 18+ in chat onboarding counts too.
@@ -75,6 +76,14 @@ async def _account_confirmed(user_id: int) -> bool:
     return await User.filter(id=user_id, adult_confirmed_at__isnull=False).exists()
 
 
+async def _not_another_account(request: web.Request, session_user: SessionUser, link_user: int, photo_id: int) -> None:
+    """A photo link opened in a browser signed in to ANOTHER account is refused like someone else's photo (404):
+    the link is its owner's, and a replayed or forwarded copy must not show it inside a stranger's session."""
+    current = await session_user(request)
+    if current is not None and current != link_user:
+        raise PhotoNotFound(f"photo {photo_id}: a link of another user opened in a signed-in session")
+
+
 def setup_photo_routes(
     app: web.Application, *, links: PortalLinks, library: PhotoLibrary, session_user: SessionUser
 ) -> None:
@@ -87,6 +96,7 @@ def setup_photo_routes(
         if token:
             # LinkInvalid / LinkExpired (tampered, old, or the user signed out everywhere or was erased): 403.
             viewer = await links.photo_viewer(token, photo_id)
+            await _not_another_account(request, session_user, viewer, photo_id)
             await require_adult(request)
         else:
             viewer = await session_user(request)
@@ -115,6 +125,8 @@ def setup_photo_routes(
         session_viewer = await session_user(request)
         if token:
             viewer = await links.photo_viewer(token, photo_id)
+            if session_viewer is not None and session_viewer != viewer:
+                raise PhotoNotFound(f"photo page {photo_id}: a link of another user opened in a signed-in session")
         elif session_viewer is None:
             raise sign_in_first(request)
         else:

@@ -24,6 +24,9 @@ from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
 from ava_bot.settings import Settings
 from imaging.certs import DevCertificates, create_dev_certificates
 
+#: Scans every log record of the suite for secrets (tests/logscan.py).
+pytest_plugins = ["tests.logscan"]
+
 ADMIN_DATABASE_URL = os.environ.get("AVA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -110,12 +113,14 @@ def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> DevCertificates:
 def make_settings(tmp_path: Path, dev_certs: DevCertificates) -> Iterator[Any]:
     """Build `Settings` for a test without reading the developer's environment or `.env`."""
 
+    from tests.logscan import remember_settings  # imported once pytest loaded the plugin (assertion rewriting)
+
     def build(**values: Any) -> Settings:
         values.setdefault("media_dir", tmp_path / "media")
         values.setdefault("secret_key_file", tmp_path / "secret_key")  # never the developer's data/secret_key
         values.setdefault("c2pa_cert_chain", dev_certs.chain)
         values.setdefault("c2pa_private_key", dev_certs.signer_key)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return remember_settings(Settings(_env_file=None, **values))  # type: ignore[call-arg]
 
     saved = {k: v for k, v in os.environ.items() if k.upper() in _setting_env_names()}
     for key in saved:

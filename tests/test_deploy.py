@@ -175,6 +175,23 @@ def test_web_and_worker_read_env_file_and_restart() -> None:
     assert "/health" in " ".join(_service("web")["healthcheck"]["test"])
 
 
+def _seconds(duration: str) -> float:
+    """A compose duration such as "30s", "1m30s" or "1m" in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a compose duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_stop_grace_period_covers_the_shutdown_drain() -> None:
+    """web and worker get more time between SIGTERM and SIGKILL than the code's drain (SHUTDOWN_GRACE_SECONDS)."""
+    drain = Settings.model_fields["shutdown_grace_seconds"].default
+    for name in APP_SERVICES:
+        grace = _service(name).get("stop_grace_period")
+        assert grace is not None, f"{name} has no stop_grace_period (compose's default 10 s cuts the drain short)"
+        assert _seconds(str(grace)) >= drain + 5, f"{name}: stop_grace_period {grace} leaves no margin over {drain} s"
+
+
 def test_only_proxy_publishes_http_ports() -> None:
     """Only the TLS proxy publishes ports (80 and 443); the app, PostgreSQL and Redis stay internal."""
     for name, service in _compose()["services"].items():
@@ -196,6 +213,33 @@ def test_web_and_worker_share_media_volume_and_read_only_certs() -> None:
         assert _environment(_service(name))["MEDIA_DIR"] == MEDIA_PATH
     assert len(sources) == 1
     assert sources.pop() in _compose()["volumes"]
+
+
+def test_web_and_worker_replicas_are_set_from_env() -> None:
+    """web and worker scale with `deploy.replicas` from WEB_REPLICAS / WORKER_REPLICAS (default 1)."""
+    for name, variable in (("web", "WEB_REPLICAS"), ("worker", "WORKER_REPLICAS")):
+        assert _service(name)["deploy"]["replicas"] == f"${{{variable}:-1}}"
+        assert "container_name" not in _service(name)  # a fixed name allows one container only
+
+
+def test_s3_profile_runs_minio_and_creates_the_bucket_before_the_app() -> None:
+    """The optional `s3` profile runs MinIO with the app's S3 keys and a one-shot bucket creation that web and
+    worker wait for (only when the profile is on: `required: false`)."""
+    minio, init = _service("minio"), _service("minio-init")
+    assert minio["profiles"] == ["s3"] and init["profiles"] == ["s3"]
+    assert _environment(minio) == {
+        "MINIO_ROOT_USER": "${S3_ACCESS_KEY_ID:-}",
+        "MINIO_ROOT_PASSWORD": "${S3_SECRET_ACCESS_KEY:-}",
+    }
+    assert any(target == "/data" and source in _compose()["volumes"] for source, target, _ in _volumes(minio))
+    assert _depends_on(init) == {"minio": "service_healthy"}
+    assert init["restart"] == "no"
+    script = " ".join(init["command"])
+    assert 'mc mb --ignore-existing "ava/$$S3_BUCKET"' in script
+    assert "$$S3_SECRET_ACCESS_KEY" in script  # from the environment at run time, never written into the file
+    for name in APP_SERVICES:
+        spec = _service(name)["depends_on"]["minio-init"]
+        assert spec == {"condition": "service_completed_successfully", "required": False}
 
 
 def test_dockerfile_is_multistage_and_runs_as_non_root() -> None:

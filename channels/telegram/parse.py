@@ -16,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.inbox import storable
 from core.messages import ChatRef, InboundMessage
 from core.ports import ChannelCapabilities
 
 TELEGRAM = "telegram"
+#: Longest callback query id read (Telegram's are ~19 digits; the row's external id holds 128 characters).
+MAX_CALLBACK_ID_CHARS = 64
 
 TELEGRAM_CAPABILITIES = ChannelCapabilities(
     max_text_chars=4096,
@@ -43,8 +46,9 @@ def _mapping(value: Any) -> Mapping[str, Any] | None:
 
 
 def _int(value: Any) -> int | None:
-    # bool is an int subclass; a JSON true is never an id.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # bool is an int subclass; a JSON true is never an id. Telegram ids are 64-bit: a longer number is no id.
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    return value if is_int and -(2**63) <= value < 2**63 else None
 
 
 def _private_chat_id(message: Mapping[str, Any] | None) -> int | None:
@@ -93,6 +97,8 @@ def _parse_callback_query(update_id: int, query: Mapping[str, Any]) -> InboundMe
     query_id = query.get("id")
     data = query.get("data")  # absent for game buttons, which we never send
     if not isinstance(query_id, str) or not query_id or not isinstance(data, str) or not data:
+        return None
+    if len(query_id) > MAX_CALLBACK_ID_CHARS or not storable(query_id):  # no row could hold it: never a real id
         return None
     message = _mapping(query.get("message"))
     if message is not None:

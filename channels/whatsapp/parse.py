@@ -85,7 +85,8 @@ def unreadable_senders(payload: Mapping[str, Any]) -> list[str]:
         contacts = _mappings(value.get("contacts"))
         for msg in _mappings(value.get("messages")):
             wa_id, _ = _sender(msg, contacts)
-            if msg.get("type") in UNREADABLE_TYPES and wa_id is not None and wa_id not in senders:
+            kind = msg.get("type")  # any JSON value: a list or an object is not hashable
+            if isinstance(kind, str) and kind in UNREADABLE_TYPES and wa_id is not None and wa_id not in senders:
                 senders.append(wa_id)
     return senders
 

@@ -137,3 +137,12 @@ async def test_users_show_prints_the_account_and_no_secrets(db: str, tmp_path: P
         assert secret not in out + err
     code, _, err = await ava_bot(db, tmp_path, "users", "show", "ghost@example.com")
     assert code == 2 and "no user" in err
+
+
+async def test_admin_commands_on_an_unmigrated_database_say_to_migrate(tmp_path: Path) -> None:
+    """`ava-bot users show` on a database the migrations never ran on exits 2 with one line saying to migrate."""
+    url = f"sqlite://{tmp_path / 'empty.sqlite3'}"
+    code, _, err = await ava_bot(url, tmp_path, "users", "show", "1")
+    assert code == 2
+    assert "run `ava-bot migrate` first" in err
+    assert "Traceback" not in err

@@ -215,13 +215,23 @@ async def test_concurrent_redeliveries_store_once(hook: Hook) -> None:
 
 
 async def test_poison_message_does_not_lose_the_others(hook: Hook) -> None:
-    """A message the database refuses (a NUL byte) is acknowledged; the rest of the batch is stored."""
+    """A message the database refuses (an id longer than it holds) is acknowledged; the rest of the batch is stored."""
     payload: dict[str, Any] = json.loads(body_of("batch_two_users"))
-    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "bad \u0000 byte"
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid." + "x" * 200
     response = await hook.post(json.dumps(payload).encode())
     assert response.status == 200
     rows = await Message.filter(direction=Direction.INBOUND)
     assert [r.text for r in rows] == ["hola Ava"]
+
+
+async def test_a_nul_byte_is_kept_as_a_replacement_character(hook: Hook) -> None:
+    """PostgreSQL text cannot hold NUL: the message is stored with U+FFFD in its place, never dropped."""
+    payload: dict[str, Any] = json.loads(body_of("batch_two_users"))
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "bad \u0000 byte"
+    response = await hook.post(json.dumps(payload).encode())
+    assert response.status == 200
+    rows = await Message.filter(direction=Direction.INBOUND).order_by("id")
+    assert [r.text for r in rows] == ["bad \ufffd byte", "hola Ava"]
 
 
 async def test_redis_down_answers_503_and_redelivery_recovers(hook: Hook) -> None:

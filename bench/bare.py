@@ -1,0 +1,36 @@
+"""The ingest benchmark's baseline server: a bare aiohttp handler answering 200, in a process of its own.
+
+Run with `python -m bench.bare PORT`. It reads the body (any handler must) and answers `{"ok": true}` on the same
+paths as Ava's webhooks, with no access log (Ava's is off below WARNING), so the ingest ratio compares Ava's work
+per request against aiohttp's own cost under the same client.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from aiohttp import web
+
+
+async def ok(request: web.Request) -> web.Response:
+    """Read the body, answer 200."""
+    await request.read()
+    return web.json_response({"ok": True})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness, as Ava's `/health`."""
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    """Serve on 127.0.0.1:PORT until terminated."""
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_post("/webhooks/telegram", ok)
+    app.router.add_post("/webhooks/whatsapp", ok)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

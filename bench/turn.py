@@ -1,0 +1,197 @@
+"""Benchmark: chat turns through the worker with a zero-latency fake LLM — throughput and the engine's overhead.
+
+Run with `uv run python -m bench.turn`. The LLM is `tests.fakes.openai.FakeOpenAI` (answers at once, echoing the
+user) reached by the real OpenAI client; the users are subscribed, set up, on the web channel (a reply is
+delivered by a Redis publish), in secretary mode. Database: a fresh PostgreSQL database built by the real
+migrations; Redis: AVA_TEST_REDIS_URL.
+
+1. Overhead, in this process: `--overhead-turns` messages, one at a time; each is stored, then its user's drain
+   runs (the worker's job body: pending deliveries, the turn — read, history, prompt, LLM, one commit — and the
+   reply's delivery). Overhead = that drain's time minus the time spent inside the LLM call (the client library,
+   HTTP and the fake), so it is our own work per turn.
+2. Throughput, in a real `ava-bot worker` process (production worker settings: 20 concurrent jobs, 50 ms poll):
+   `--users` users with `--turns-per-user` pending messages each are scheduled at once; turns/s from scheduling
+   to the last message done, and the worker's CPU time per turn (what its core would allow with no other load).
+   Every message must end `done` with one reply, in order.
+
+The last line is `turn_overhead_p50_ms=<n>`; targets: p50 <= 5 ms, >= 300 turns/s per worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from ava_bot.queueing import DrainQueue
+from ava_bot.settings import Settings
+from ava_bot.wiring import build_llm, open_services
+from bench.common import (
+    REDIS_URL,
+    AvaProcess,
+    ava_env,
+    ava_settings,
+    cpu_seconds,
+    delete_ava_keys,
+    percentile,
+    temporary_database,
+)
+from core.inbox import store_inbound
+from core.messages import ChatRef, InboundMessage
+from core.models import Direction, Message, MessageStatus, User
+from core.ports import ChatMessage, LLMProvider, LLMResult, ToolSpec
+from tests.fakes.entitlements import subscribe
+from tests.fakes.openai import FakeOpenAI
+from tests.support import ready_user
+
+TARGET_OVERHEAD_MS = 5.0
+TARGET_TURNS_PER_S = 300.0
+LLM_KEY = "bench-llm-key"
+
+
+class TimedLLM:
+    """An `LLMProvider` that times the provider it wraps (the real OpenAI-compatible client)."""
+
+    def __init__(self, inner: LLMProvider) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.seconds = 0.0
+
+    async def complete(self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = ()) -> LLMResult:
+        """The inner answer; its time is added to `seconds`."""
+        start = time.perf_counter()
+        try:
+            return await self._inner.complete(messages, tools=tools)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+async def bench_users(count: int, prefix: str) -> list[User]:
+    """`count` users who may chat: set up (approved avatar), subscribed with a quota that never runs out."""
+    users = []
+    for i in range(count):
+        user = await ready_user(f"{prefix}{i}")
+        await subscribe(user.id, messages=10_000_000, photos=10_000_000)
+        users.append(user)
+    return users
+
+
+def message(chat: str, n: int) -> InboundMessage:
+    """The `n`th web message of `chat`."""
+    return InboundMessage(ref=ChatRef("web", chat), message_id=f"{chat}:{n}", text=f"How is your day going? ({n})")
+
+
+async def measure_overhead(settings: Settings, redis: ArqRedis, turns: int, warmup: int) -> list[float]:
+    """Per-turn overhead (ms) of `turns` turns run one at a time in this process, after `warmup` turns."""
+    llm = TimedLLM(build_llm(settings))
+    users = await bench_users(10, "o")
+    overhead: list[float] = []
+    async with open_services(settings, redis, llm=llm) as services:
+        for n in range(warmup + turns):
+            user = users[n % len(users)]
+            await store_inbound(message(f"o{n % len(users)}", n), user)
+            llm.seconds = 0.0
+            start = time.perf_counter()
+            await services.runner.drain(user.id, whole=True)
+            elapsed = time.perf_counter() - start
+            if n >= warmup:
+                overhead.append((elapsed - llm.seconds) * 1000)
+    done = await Message.filter(direction=Direction.INBOUND, status=MessageStatus.DONE, chat_id__startswith="o").count()
+    assert done == warmup + turns, f"{done} of {warmup + turns} turns done"
+    return overhead
+
+
+async def measure_throughput(
+    db_url: str, llm_url: str, workdir: Path, users: int, per_user: int
+) -> tuple[float, float]:
+    """(turns/s, worker CPU ms per turn) of one `ava-bot worker` process working through `users` x `per_user`
+    pending messages."""
+    people = await bench_users(users, "t")
+    for n in range(per_user):
+        for i, user in enumerate(people):
+            await store_inbound(message(f"t{i}", n), user)
+    total = users * per_user
+    env = ava_env(workdir, db_url, llm_base_url=llm_url, llm_api_key=LLM_KEY)
+    worker = AvaProcess("worker", env, workdir)
+    redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    try:
+        job = await redis.enqueue_job("ping")
+        assert job is not None
+        await job.result(timeout=60, poll_delay=0.05)  # the worker is up and consuming
+        queue = DrainQueue(redis)
+        start, cpu = time.perf_counter(), cpu_seconds(worker.pid)
+        for user in people:
+            await queue.schedule(user.id)
+        pending = Message.filter(direction=Direction.INBOUND, chat_id__startswith="t").exclude(
+            status=MessageStatus.DONE
+        )
+        while await pending.count():
+            worker.check_alive()
+            if time.perf_counter() - start > 30 + total / 10:
+                raise TimeoutError(f"{await pending.count()} of {total} turns not done:\n{worker.log_tail()}")
+            await asyncio.sleep(0.05)
+        seconds, cpu = time.perf_counter() - start, cpu_seconds(worker.pid) - cpu
+    finally:
+        worker.stop()
+        await redis.aclose()
+    await check_order(people)
+    return total / seconds, cpu * 1000 / total
+
+
+async def check_order(users: list[User]) -> None:
+    """Each user's messages were processed in arrival order, each answered by one reply."""
+    for user in users:
+        inbound = await Message.filter(user_id=user.id, direction=Direction.INBOUND).order_by("id")
+        processed = [row.processed_at or datetime.max.replace(tzinfo=UTC) for row in inbound]
+        assert processed == sorted(processed), f"user {user.id}: turns out of order"
+        replies = await Message.filter(user_id=user.id, direction=Direction.OUTBOUND).count()
+        assert replies == len(inbound), f"user {user.id}: {replies} replies to {len(inbound)} messages"
+
+
+async def run(args: argparse.Namespace) -> tuple[list[float], float, float]:
+    """(overhead samples in ms, turns/s of one worker process, its CPU ms per turn)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        llm = FakeOpenAI()
+        async with llm, temporary_database() as db_url:
+            settings = ava_settings(workdir, db_url, llm_base_url=llm.base_url, llm_api_key=LLM_KEY)
+            redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+            try:
+                overhead = await measure_overhead(settings, redis, args.overhead_turns, args.warmup)
+                rate, cpu_ms = await measure_throughput(db_url, llm.base_url, workdir, args.users, args.turns_per_user)
+            finally:
+                await redis.aclose()
+                await delete_ava_keys()
+    return overhead, rate, cpu_ms
+
+
+def main() -> None:
+    """Print the figures; the last line is `turn_overhead_p50_ms=<n>`."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--overhead-turns", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--users", type=int, default=200, help="users of the throughput run")
+    parser.add_argument("--turns-per-user", type=int, default=5)
+    args = parser.parse_args()
+    overhead, rate, cpu_ms = asyncio.run(run(args))
+    p50, p99 = statistics.median(overhead), percentile(overhead, 0.99)
+    print(f"overhead: {args.overhead_turns} turns one at a time (+{args.warmup} warm-up), zero-latency fake LLM")
+    print(f"engine overhead per turn (drain time - LLM call): p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(f"throughput: {args.users} users x {args.turns_per_user} turns, one `ava-bot worker` process")
+    print(f"turns per second per worker process: {rate:.0f}  (worker CPU {cpu_ms:.1f} ms per turn)")
+    print(
+        f"targets: p50 <= {TARGET_OVERHEAD_MS:.0f} ms (got {p50:.2f}); "
+        f">= {TARGET_TURNS_PER_S:.0f} turns/s (got {rate:.0f})"
+    )
+    print(f"turn_overhead_p50_ms={p50:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The reliability suite: faults, bad input, redelivery and scale-out (issue 13)."""

@@ -33,7 +33,9 @@ def _tampered(token: str) -> dict[str, str]:
     payload, stamp, signature = token.split(".")
 
     def change(part: str) -> str:
-        return part[:-1] + ("B" if part[-1] == "A" else "A")
+        # The FIRST character: the last one of a base64 part may carry only padding bits, so changing it can
+        # leave the decoded bytes (and the signature) as they were.
+        return ("B" if part[0] == "A" else "A") + part[1:]
 
     forged_payload = base64.urlsafe_b64encode(b'{"u":2,"p":1,"e":0}').decode().rstrip("=")
     return {

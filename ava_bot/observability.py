@@ -29,6 +29,12 @@ LOGGER_LEVELS: dict[str, int] = {
     # Full request URLs: the Telegram Bot API puts the bot token in the path, portal links carry tokens.
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
+    # The openai client's own httpx fork: one INFO line per LLM request.
+    "httpx2": logging.WARNING,
+    "httpcore2": logging.WARNING,
+    # Every signed S3 request's headers (the access key id) and signing steps at DEBUG.
+    "botocore": logging.WARNING,
+    "aiobotocore": logging.WARNING,
     "telegram.ext": logging.WARNING,
     "aiohttp.access": logging.WARNING,
     # python-telegram-bot prints its Bot API URLs, bot token included, at DEBUG.

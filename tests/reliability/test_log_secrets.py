@@ -260,3 +260,27 @@ def test_production_json_lines_mask_secrets_in_messages_and_exceptions(
     for secret in (TOKEN, DB_PASSWORD, EMAIL, "abc.def"):
         assert secret not in line, secret
     assert "postgres://ava:***@db" in line and "***@example.org" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [
+        ("httpx", logging.WARNING),
+        ("httpx2", logging.WARNING),  # the openai client's httpx fork: one line per LLM request
+        ("botocore", logging.WARNING),  # S3 request headers (the access key id)
+        ("aiobotocore", logging.WARNING),
+        ("tortoise.db_client", logging.INFO),  # SQL parameters
+        ("stripe", logging.INFO),
+        ("telegram.Bot", logging.INFO),
+    ],
+)
+def test_loggers_that_print_secrets_are_held_above_debug(
+    make_settings: Any, debug_log: Callable[[Settings], io.StringIO], name: str, level: int
+) -> None:
+    """At LOG_LEVEL=DEBUG the root logs DEBUG, but each logger known to print URLs, headers, SQL parameters or API
+    bodies stays at its held level: its DEBUG lines are never written."""
+    log = debug_log(make_settings(log_level="DEBUG"))
+    held = logging.getLogger(name)
+    assert logging.getLogger().level == logging.DEBUG and held.getEffectiveLevel() == level
+    held.debug("request headers: Authorization: AWS4-HMAC-SHA256 Credential=held-logger-check")
+    assert "held-logger-check" not in log.getvalue()

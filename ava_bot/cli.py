@@ -16,7 +16,6 @@ from telegram.error import TelegramError
 from tortoise.exceptions import OperationalError
 
 from ava_bot.admin import add_admin_commands, run_grant, run_users_show
-from ava_bot.app import create_app
 from ava_bot.audit import blocked_lines, parse_since
 from ava_bot.db import close_db, init_db, run_migrations
 from ava_bot.deadletters import list_dead_letters
@@ -102,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "serve":
+                from ava_bot.app import create_app  # here: the worker never loads the web app (portal, jinja2)
+
                 web.run_app(
                     create_app(settings),
                     host=settings.effective_host,
@@ -235,6 +236,8 @@ async def run_dev(settings: Settings, *, port: int) -> None:
     """Apply migrations, then serve web + worker in this process (on 127.0.0.1 unless HOST says) until interrupted."""
     if settings.is_production:
         raise ConfigError("`ava-bot dev` is for development only; unset AVA_ENV=production or use serve/worker.")
+    from ava_bot.app import create_app  # here: the worker never loads the web app (portal, jinja2)
+
     await run_migrations(settings.effective_database_url)
     app = await create_app(settings, run_worker=True)
     runner = web.AppRunner(app)

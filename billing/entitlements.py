@@ -91,7 +91,7 @@ class BillingEntitlements:
     async def usage(self, user_id: int) -> list[QuotaStatus]:
         """Every quota of the user's plan in its current period (empty when the user has no plan)."""
         now = self._clock()
-        subscription = await Subscription.get_or_none(user_id=user_id)
+        subscription = await Subscription.filter(user_id=user_id).select_related("plan").first()
         plan = await _plan_of(subscription) if subscription is not None else None
         if subscription is None or plan is None:
             return []
@@ -103,7 +103,8 @@ class BillingEntitlements:
         return statuses
 
     async def _entitled_plan(self, user_id: int, now: datetime) -> tuple[Subscription, Plan] | None:
-        subscription = await Subscription.get_or_none(user_id=user_id)
+        # The subscription with its plan in one query (every chat turn asks).
+        subscription = await Subscription.filter(user_id=user_id).select_related("plan").first()
         if subscription is None or not is_entitled(subscription, now):
             return None
         plan = await _plan_of(subscription)
@@ -118,7 +119,8 @@ class BillingEntitlements:
 async def _plan_of(subscription: Subscription) -> Plan | None:
     """The subscription's plan, else the default plan (a Stripe price the plans file does not name)."""
     if subscription.plan_id is not None:
-        plan = await Plan.get_or_none(id=subscription.plan_id)
+        related = subscription.plan  # the Plan when read with `select_related("plan")`, else a query
+        plan = related if isinstance(related, Plan) else await Plan.get_or_none(id=subscription.plan_id)
         if plan is not None:
             return plan
     return await Plan.filter(is_default=True).order_by("sort_order", "id").first()

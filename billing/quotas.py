@@ -91,6 +91,28 @@ async def consume(user_id: int, kind: QuotaKind | str, key: str, period: Period,
     Idempotent on `key`: a key already charged (and not refunded) answers True and consumes nothing.
     """
     kind = QuotaKind(kind)
+    # The usual charge (a new key) is one transaction: insert the charge (its unique key refuses a second one) and
+    # take the unit; the period's first charge creates its counter in between (a concurrent creator's row is
+    # waited for and kept). A key charged before is looked at only when the insert refuses it.
+    try:
+        async with in_transaction():
+            await QuotaCharge.create(user_id=user_id, key=key, kind=kind, period_key=period.key)
+            try:
+                await _take_unit(user_id, kind, period.key, limit)
+            except _OverQuota:  # no unit left, or no counter yet
+                await QuotaUsage.bulk_create(
+                    [QuotaUsage(user_id=user_id, kind=kind, period_key=period.key, used=0)], ignore_conflicts=True
+                )
+                await _take_unit(user_id, kind, period.key, limit)
+        return True
+    except _OverQuota:
+        return False
+    except IntegrityError:  # the key was charged before (maybe refunded since)
+        return await _consume_again(user_id, kind, key, period, limit)
+
+
+async def _consume_again(user_id: int, kind: QuotaKind, key: str, period: Period, limit: int) -> bool:
+    """`consume` of a key charged before: answered by its charge, or charged again after its refund."""
     for _ in range(_RACE_RETRIES):
         existing = await QuotaCharge.get_or_none(key=key)
         if existing is not None and existing.refunded_at is None:

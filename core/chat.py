@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 
 from core.messages import ChatRef, TextReply
-from core.models import Avatar, Message, Mode, User
+from core.models import Avatar, Direction, Message, Mode, User
 from core.outcome import Outcome
 from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_blocked_line, photo_line
 from core.ports import ChatMessage, Entitlements, LLMProvider, PhotoRequests, RateLimiter, ToolCall
@@ -50,15 +50,21 @@ async def load_history(
     user_id: int, *, limit: int = HISTORY_MESSAGES, budget: int = HISTORY_CHARS
 ) -> list[ChatMessage]:
     """The latest history messages of the user, oldest first, within `limit` messages and `budget` characters."""
-    rows = await Message.filter(user_id=user_id, in_history=True).order_by("-id").limit(limit)
+    # Only the two columns the prompt needs: no model objects, no JSON payloads parsed (CPU on every turn).
+    rows = (
+        await Message.filter(user_id=user_id, in_history=True)
+        .order_by("-id")
+        .limit(limit)
+        .values_list("direction", "text")
+    )
     history: list[ChatMessage] = []
     used = 0
-    for row in rows:  # newest first
-        text = row.text or ""
+    for direction, stored in rows:  # newest first
+        text = stored or ""
         if used + len(text) > budget:
             break
         used += len(text)
-        history.append(ChatMessage("user" if row.direction == "in" else "assistant", text))
+        history.append(ChatMessage("user" if direction == Direction.INBOUND else "assistant", text))
     history.reverse()
     while history and history[0].role == "assistant":  # start on a user message
         history.pop(0)

@@ -18,7 +18,7 @@ A row is marked sent right after the platform accepted it; only a crash between 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -163,6 +163,10 @@ class Deliverer:
         rows = await Message.filter(
             user_id=user_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING
         ).order_by("id")
+        return await self.deliver_rows(rows)
+
+    async def deliver_rows(self, rows: Sequence[Message]) -> float | None:
+        """`deliver_pending` of rows the caller just read: one user's pending outbound rows, oldest first."""
         for row in rows:
             now = datetime.now(UTC)
             if row.next_attempt_at is not None and row.next_attempt_at > now:

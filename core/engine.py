@@ -206,12 +206,12 @@ class ConversationEngine:
             if msg.choice.startswith(MODE_PREFIX):
                 return self._set_mode(user, msg.choice.removeprefix(MODE_PREFIX))
             return Outcome([TextReply(PASSED_LINE)])  # a button of a finished setup: never text for the LLM
-        if not await self._entitlements.may_chat(user.id):
-            return Outcome([self._paywall(user)])
-        # Charged before the model runs, under the message's key: a retried or recomputed turn charges once.
+        # Charged before the model runs, under the message's key: a retried or recomputed turn charges once. The
+        # charge also answers "may this user chat" (refused for want of a subscription: the paywall), so the
+        # subscription is read once per turn.
         verdict = await self._entitlements.charge(user.id, "message", message_key(message_id))
         if not verdict.allowed:
-            if verdict.reason == "subscription":  # the subscription ended a moment ago
+            if verdict.reason == "subscription":
                 return Outcome([self._paywall(user)])
             return Outcome([TextReply(messages_used_up_line(verdict))])
         avatar = await current_avatar(user)

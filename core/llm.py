@@ -1,4 +1,11 @@
-"""OpenAI-compatible LLM provider (OpenAI, OpenRouter, Ollama, vLLM...) through the `openai` SDK."""
+"""OpenAI-compatible LLM provider (OpenAI, OpenRouter, Ollama, vLLM...) through the `openai` SDK.
+
+The request goes through the client's generic `post` (the SDK's documented way to call an endpoint with a body
+it does not reshape), not `chat.completions.create`: `create` first walks the whole request against its
+TypedDict annotations (`maybe_transform`), which for a 40-message history costs ~4-5 ms of CPU per call and
+changes nothing in our plain string/dict payload. Everything else is the SDK's own: base URL, auth header,
+timeout, retries with backoff, the error classes, and the typed `ChatCompletion` answer.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,15 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from core.errors import LLMUnavailable
 from core.ports import ChatMessage, LLMResult, ToolCall, ToolSpec
 
 logger = logging.getLogger(__name__)
+
+#: The Chat Completions endpoint, relative to the client's base URL (as `chat.completions.create` posts it).
+COMPLETIONS_PATH = "/chat/completions"
 
 
 class OpenAICompatibleLLM:
@@ -54,7 +65,9 @@ class OpenAICompatibleLLM:
                 for t in tools
             ]
         try:
-            completion = await self._client.chat.completions.create(**request)
+            completion = await self._client.post(
+                COMPLETIONS_PATH, body=request, cast_to=ChatCompletion, options={"security": {"bearer_auth": True}}
+            )
         except openai.APITimeoutError as exc:  # before APIConnectionError: it is a subclass
             raise LLMUnavailable("LLM request timed out") from exc
         except openai.APIConnectionError as exc:

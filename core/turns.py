@@ -8,8 +8,9 @@ message and runs its turn:
 2. `ConversationEngine.handle` with NO transaction or connection held — the LLM call included — while the
    channel shows "typing";
 3. commit in ONE short transaction: the inbound status flip (only from pending: a message is done once),
-   the user's state (only if no one changed it meanwhile: `User.version`, else the turn is computed again),
-   the engine's effects (avatar versions, photo requests) and the outbound reply rows;
+   the engine's effects (avatar versions, photo requests), the user's state (one conditional UPDATE of the
+   fields the turn changed, only if no one changed the user meanwhile: `User.version`, else the turn is
+   computed again) and the outbound reply rows;
 4. dispatch recorded photos, deliver the replies.
 
 A turn that raises counts as a failed attempt: after `max_turn_attempts` the message is `failed`, a dead letter
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.activity import DEFAULT_INTERVAL, showing
@@ -114,19 +116,20 @@ class TurnRunner:
         deadline = time.monotonic() + self._config.slice_seconds
         turns = 0
         while True:
-            wait = await self._deliverer.deliver_pending(user_id)
+            # One look at the user's pending rows, both directions: replies first (all of them, in order), then
+            # the oldest pending message. A look that hit the limit and held no message looks again.
+            rows = await pending_rows(user_id)
+            wait = await self._deliverer.deliver_rows([r for r in rows if r.direction == Direction.OUTBOUND])
             if wait is not None:
                 return wait
-            pending = (
-                await Message.filter(user_id=user_id, direction=Direction.INBOUND, status=MessageStatus.PENDING)
-                .order_by("id")
-                .first()
-            )
+            pending = next((r for r in rows if r.direction == Direction.INBOUND), None)
             if pending is None:
-                return None
+                if len(rows) < PENDING_LOOK:
+                    return None
+                continue
             if not whole and (turns >= self._config.slice_turns or time.monotonic() >= deadline):
                 return 0.0
-            retry_in = await self.run_turn(pending.id)
+            retry_in = await self._run_turn(pending)
             turns += 1
             if token is not None:
                 await self._queue.keep(user_id, token)
@@ -138,10 +141,14 @@ class TurnRunner:
 
     async def run_turn(self, message_id: int) -> float | None:
         """Run the turn of a pending inbound message; return seconds to wait before retrying a failed attempt."""
-        started = time.monotonic()
         row = await Message.get_or_none(id=message_id)
         if row is None or row.status != MessageStatus.PENDING:
             return None
+        return await self._run_turn(row)
+
+    async def _run_turn(self, row: Message) -> float | None:
+        """`run_turn` of a row just read pending (by the drain holding the user's slot)."""
+        started = time.monotonic()
         attempts = row.attempts + 1
         await Message.filter(id=row.id).update(attempts=attempts)
         if attempts > self._config.max_turn_attempts:  # earlier runs crashed the worker before they could count
@@ -169,33 +176,39 @@ class TurnRunner:
     async def _compute_and_commit(self, row: Message, ref: ChatRef) -> Outcome | None:
         for _ in range(CONFLICT_RETRIES):
             user = await User.get(id=row.user_id)
+            before = user_state(user)
             msg = await self._inbound(row, user, ref)
             channel = self._deliverer.channel(ref.channel)
             async with showing(channel, ref, "typing", interval=self._config.activity_interval):
                 outcome = await self._engine.handle(user, msg, message_id=row.id)
             try:
-                return await self._commit(row, user, ref, outcome)
+                return await self._commit(row, user, before, ref, outcome)
             except StateChanged:
                 logger.info("user %s changed during message %s: computing the turn again", user.id, row.id)
         raise RuntimeError(f"user state kept changing during message {row.id}")
 
-    async def _commit(self, row: Message, user: User, ref: ChatRef, outcome: Outcome) -> Outcome | None:
+    async def _commit(
+        self, row: Message, user: User, before: dict[str, Any], ref: ChatRef, outcome: Outcome
+    ) -> Outcome | None:
         async with in_transaction():
+            now = datetime.now(UTC)
             flipped = await Message.filter(id=row.id, status=MessageStatus.PENDING).update(
-                status=MessageStatus.DONE,
-                processed_at=datetime.now(UTC),
-                in_history=outcome.user_in_history,
-                error=None,
+                status=MessageStatus.DONE, processed_at=now, in_history=outcome.user_in_history, error=None
             )
             if not flipped:  # another run finished it first
                 return None
-            locked = await User.select_for_update().get(id=user.id)
-            if locked.version != user.version:
-                raise StateChanged()
-            for effect in outcome.effects:
+            for effect in outcome.effects:  # they may set user fields (the avatar being set up): saved below
                 await effect()
+            # One conditional UPDATE locks the user, checks that no one changed the state the turn was computed
+            # on (else everything above rolls back and the turn is computed again) and writes what the turn
+            # changed: only those fields, so a concurrent write of another field (sign-out's auth_epoch) stays.
+            changed = {name: value for name, value in user_state(user).items() if value != before[name]}
+            saved = await User.filter(id=user.id, version=user.version).update(
+                **changed, version=user.version + 1, updated_at=now
+            )
+            if not saved:
+                raise StateChanged()
             user.version += 1
-            await user.save()
             await store_replies(user.id, ref, outcome)
         return outcome
 
@@ -205,7 +218,7 @@ class TurnRunner:
             ref=ref, message_id=row.external_message_id or str(row.id), text=row.text, choice=row.choice
         )
         channel = self._deliverer.channel(ref.channel)
-        if msg.choice is not None or not msg.text or channel is None:
+        if msg.choice is not None or not msg.text or channel is None or not _may_be_number(msg.text):
             return msg
         choices = await open_choices(user, ref)
         picked = numbered_choice(msg.text, choices, channel.capabilities) if choices else None
@@ -272,6 +285,29 @@ class TurnRunner:
         )
 
 
+#: The user fields a turn may change (everything but the key, the version and the timestamps).
+USER_STATE_FIELDS = tuple(sorted(User._meta.db_fields - {User._meta.pk_attr, "version", "created_at", "updated_at"}))
+#: How many pending rows one look of the drain reads.
+PENDING_LOOK = 50
+_DIGITS = frozenset("0123456789")
+
+
+def user_state(user: User) -> dict[str, Any]:
+    """The values of the user's state fields (compared after the turn: only changed ones are written)."""
+    return {name: getattr(user, name) for name in USER_STATE_FIELDS}
+
+
+def _may_be_number(text: str) -> bool:
+    """Whether `text` could pick a numbered choice (it starts with a digit): only then are open choices read."""
+    stripped = text.lstrip()
+    return bool(stripped) and stripped[0] in _DIGITS
+
+
+async def pending_rows(user_id: int) -> list[Message]:
+    """The user's pending rows of both directions, oldest first (at most `PENDING_LOOK`)."""
+    return await Message.filter(user_id=user_id, status=MessageStatus.PENDING).order_by("id").limit(PENDING_LOOK)
+
+
 def _setup_state(user: User) -> tuple[object, ...]:
     """The user fields a photo event may change."""
     return (
@@ -300,18 +336,9 @@ async def open_choices(user: User, ref: ChatRef) -> tuple[Choice, ...]:
 
 
 async def has_work(user_id: int) -> bool:
-    """Whether the user has a pending inbound message or a reply due for delivery now."""
-    if await Message.exists(user_id=user_id, direction=Direction.INBOUND, status=MessageStatus.PENDING):
-        return True
-    now = datetime.now(UTC)
-    return bool(
-        await Message.filter(user_id=user_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING)
-        .filter(next_attempt_at__isnull=True)
-        .exists()
-        or await Message.filter(
-            user_id=user_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING, next_attempt_at__lte=now
-        ).exists()
-    )
+    """Whether the user has a pending inbound message or a reply due for delivery now (one query)."""
+    due = Q(direction=Direction.INBOUND) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=datetime.now(UTC))
+    return bool(await Message.filter(Q(user_id=user_id, status=MessageStatus.PENDING) & due).exists())
 
 
 async def last_chat(user_id: int) -> ChatRef | None:

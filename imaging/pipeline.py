@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -116,13 +117,19 @@ class PhotoPipeline:
         charge: ChargeHook | None = None,
         refund: RefundHook | None = None,
         announce: Callable[[ChatRef, ActivityKind], Awaitable[object]] | None = None,
+        max_postprocessing: int | None = None,
     ) -> None:
         """`safety`: both layers (default: the rules alone). `originals`: the private store of references'
         unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy).
         `charge` / `refund`: the photo quota (None: photos are not counted). `announce`: shows a one-off
-        activity in a chat (None: retries are silent)."""
+        activity in a chat (None: retries are silent). `max_postprocessing`: photos watermarked and signed at
+        once (default: the CPU count)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        # Post-processing is CPU work in threads holding several decoded copies of a photo (tens of MB each): more
+        # at once than there are CPUs finishes no sooner and only raises the worker's peak memory (each thread
+        # also gets its own malloc arena). Photo jobs beyond it wait here, after their provider call.
+        self._postprocessing = asyncio.Semaphore(max_postprocessing or os.cpu_count() or 1)
         self._provider = provider
         self._store = store
         self._signer = signer
@@ -211,10 +218,11 @@ class PhotoPipeline:
             result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
             raw = await self._image_bytes(result)
         try:
-            marked = await asyncio.to_thread(apply_watermark, raw, self._watermark_text)
-            signed = await sign_manifest_async(
-                marked, photo_id=photo.id, model=result.model, provider=result.provider, signer=self._signer
-            )
+            async with self._postprocessing:
+                marked = await asyncio.to_thread(apply_watermark, raw, self._watermark_text)
+                signed = await sign_manifest_async(
+                    marked, photo_id=photo.id, model=result.model, provider=result.provider, signer=self._signer
+                )
         except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
             raise PermanentPhotoFailure(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
         try:

@@ -89,3 +89,37 @@ async def test_offline_demo_calls_send_photo_when_asked() -> None:
     assert asked.tool_calls and asked.tool_calls[0].name == "send_photo"
     plain = await demo.complete([ChatMessage("user", "hello")], tools=[])
     assert plain.tool_calls == () and "offline demo" in (plain.text or "")
+
+
+async def test_request_is_what_the_sdk_create_sends(fake_llm: FakeOpenAI) -> None:
+    """The provider's request (path, body, auth) is byte for byte what `chat.completions.create` sends."""
+    await provider(fake_llm).complete(CONVERSATION, tools=[SEND_PHOTO_TOOL])
+    client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="sk-test", max_retries=0)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": SEND_PHOTO_TOOL.name,
+            "description": SEND_PHOTO_TOOL.description,
+            "parameters": SEND_PHOTO_TOOL.parameters,
+        },
+    }
+    await client.chat.completions.create(
+        model="test-model",
+        messages=[{"role": m.role, "content": m.content} for m in CONVERSATION],  # type: ignore[misc]
+        max_tokens=600,
+        tools=[tool],  # type: ignore[list-item]
+    )
+    ours, sdk = fake_llm.requests
+    assert (ours.method, ours.path, ours.body) == (sdk.method, sdk.path, sdk.body)
+    assert ours.headers["Authorization"] == sdk.headers["Authorization"] == "Bearer sk-test"
+    assert ours.headers["Content-Type"] == sdk.headers["Content-Type"]
+
+
+async def test_client_retries_still_apply(fake_llm: FakeOpenAI) -> None:
+    """A transient 500 is retried by the client (max_retries) and the answer still comes back."""
+    fake_llm.fail(500)
+    fake_llm.say("second time lucky")
+    llm = OpenAICompatibleLLM(base_url=fake_llm.base_url, api_key="sk-test", model="test-model", max_retries=1)
+    result = await llm.complete(CONVERSATION)
+    assert result.text == "second time lucky"
+    assert len(fake_llm.requests) == 2

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from tortoise.expressions import F
 
 from ava_bot.jobs import sweep_turns
 from ava_bot.wiring import Services, build_services
@@ -250,3 +251,40 @@ async def test_every_turn_is_logged_without_the_message_text(
         for line in lines
     ), lines
     assert not any("secret plans" in r.getMessage() for r in caplog.records if r.levelno <= logging.INFO)
+
+
+async def test_a_turn_writes_only_what_it_changed(services: Services, fake_llm: FakeOpenAI) -> None:
+    """A sign-out everywhere (auth_epoch) committed while a turn waits for the model survives the turn's commit."""
+    user = await ready_user("epoch")
+    fake_llm.slow_when("slow one", 0.5)
+    await services.inbox.receive(inbound("epoch", "e1", "a slow one"))
+    turn = asyncio.create_task(services.runner.drain(user.id, whole=True))
+    await eventually(lambda: _in_flight(fake_llm), what="the model call")
+    await User.filter(id=user.id).update(auth_epoch=F("auth_epoch") + 1)  # the portal's "sign out everywhere"
+    assert await turn is None
+    saved = await User.get(id=user.id)
+    assert saved.auth_epoch == user.auth_epoch + 1
+    assert saved.version == user.version + 1 and saved.question_round == user.question_round + 1
+    assert [r.text for r in await replies_of(user)] == ["echo: a slow one"]
+
+
+async def _in_flight(fake: FakeOpenAI) -> bool:
+    return fake.in_flight > 0
+
+
+async def test_a_turn_computed_on_stale_state_is_computed_again(services: Services, fake_llm: FakeOpenAI) -> None:
+    """A state change committed while a turn waits for the model (a photo event) makes the turn run again on the
+    new state; the message is still answered once."""
+    user = await ready_user("stale")
+    fake_llm.slow_when("slow one", 0.5)
+    await services.inbox.receive(inbound("stale", "s1", "a slow one"))
+    turn = asyncio.create_task(services.runner.drain(user.id, whole=True))
+    await eventually(lambda: _in_flight(fake_llm), what="the model call")
+    await User.filter(id=user.id).update(version=F("version") + 1, mode=Mode.INTIMATE)
+    assert await turn is None
+    saved = await User.get(id=user.id)
+    assert saved.mode == Mode.INTIMATE and saved.version == user.version + 2
+    assert len(fake_llm.completions()) == 2  # computed again on the new state
+    assert [r.text for r in await replies_of(user)] == ["echo: a slow one"]
+    row = await Message.get(user=user, direction=Direction.INBOUND)
+    assert row.status == MessageStatus.DONE and row.attempts == 1

@@ -9,6 +9,7 @@ enqueued; the slot, not arq's job-id dedupe, guarantees one drain per user at a 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 
@@ -73,6 +74,21 @@ class DrainQueue:
             return False
         await self._enqueue(user_id, token, defer=0.0)
         return True
+
+    async def schedule_many(self, user_ids: Sequence[int]) -> list[bool]:
+        """`schedule` for each of `user_ids` (distinct), the slots claimed in one round trip; per user, whether
+        this call claimed the slot (and enqueued a drain job)."""
+        if not user_ids:
+            return []
+        tokens = [uuid.uuid4().hex for _ in user_ids]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, token in zip(user_ids, tokens, strict=True):
+                pipe.set(slot_key(user_id), token, nx=True, px=self._ttl_ms)
+            claimed = [bool(ok) for ok in await pipe.execute()]
+        for user_id, token, ok in zip(user_ids, tokens, claimed, strict=True):
+            if ok:
+                await self._enqueue(user_id, token, defer=0.0)
+        return claimed
 
     async def adopt(self, user_id: int, token: str) -> bool:
         """True when `token` holds the slot, or the slot was free (e.g. Redis lost it) and is now `token`'s."""

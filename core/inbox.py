@@ -4,19 +4,23 @@ A redelivered platform message (same channel + external id) is recognised and do
 must be globally unique on its platform (Telegram: chat id + message id, or the callback query id - a bare
 message id is unique per chat only, and update ids restart at random after a week without updates; WhatsApp:
 the wamid; web: the user id + the browser's client id). The store
-step serialises inserts per user on PostgreSQL (an advisory lock taken by the insert statement itself, before the
-row's id is drawn) so message ids follow arrival order per user, which is the order turns are processed in.
+step serialises inserts per user on PostgreSQL (an advisory lock taken in the insert's transaction, before the
+rows' ids are drawn) so message ids follow arrival order per user, which is the order turns are processed in.
 
-A new message of a known chat costs two SQL statements: one look-up (the chat's user, whether this message is
-stored already, whether the chat is marked unreachable or has held replies) and one `INSERT ... ON CONFLICT DO
-NOTHING`; the updates that make the chat reachable again and release its held replies run only when the look-up
-says they have something to change. A redelivery costs the look-up alone.
+Messages that arrive while earlier ones are being stored are stored together (`Inbox`, `store_batch`): one look-up
+for all of them (each chat's user, whether the message is stored already, whether the chat is marked unreachable
+or has held replies), then one transaction: the users' arrival locks, their admitted messages in the rate-limit
+window, and one `INSERT ... ON CONFLICT DO NOTHING` of every new row; then one Redis round trip claims the drain
+slots. The updates that make a chat reachable again and release its held replies run only when the look-up says
+they have something to change. A redelivery costs the look-up alone.
 
-Per-user inbound rate limit (`InboundLimit`, counted by a `RateLimiter` shared by every replica): a message over
-the limit is still stored (nothing is lost, idempotency unchanged) but as `limited`, which no drain, sweeper or
-`has_work` looks at, so a flood schedules no drain work and never slows other users. The first limited message
-of a window stores ONE slow-down line for the chat it came from and schedules its delivery. Only new messages
-count: a redelivery is recognised before the limiter is asked.
+Per-user inbound rate limit (`InboundLimit`; on when the inbox has a `RateLimiter`): a user's new message is
+admitted while they have fewer than `per_window` admitted messages in the last `window_seconds`, counted in
+PostgreSQL under their arrival lock, so the count is exact across every replica. A message over the limit is still
+stored (nothing is lost, idempotency unchanged) but as `limited`, which no drain, sweeper or `has_work` looks at,
+so a flood schedules no drain work and never slows other users. The first limited message of a window stores ONE
+slow-down line for the chat it came from (the limiter counts those lines) and schedules its delivery. Only new
+messages count: a redelivery is recognised before the window is counted.
 """
 
 from __future__ import annotations
@@ -24,21 +28,22 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.batching import Coalescer
 from core.delivery import release_held, store_replies
 from core.linking import apply_link
 from core.messages import ChatRef, InboundMessage, TextReply
-from core.models import ChannelIdentity, Direction, MessageStatus, User
+from core.models import ChannelIdentity, MessageStatus, User
 from core.outcome import Outcome
-from core.ports import RateLimiter, TurnQueue
+from core.ports import BatchTurnQueue, RateLimiter, TurnQueue
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +72,6 @@ class InboundLimit:
 
     per_window: int = 20
     window_seconds: int = 60
-
-
-#: Counts one new message of a user against the limit: False when it is over (the message is then `limited`).
-Admit = Callable[[int], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +117,10 @@ def arrival_lock_key(user_id: int) -> int:
     return zlib.crc32(f"ava-inbox:{user_id}".encode())
 
 
-# Storing a message of a known chat costs two statements (`store_inbound`): this look-up, then the insert. Both
-# are plain SQL: the webhook is the hottest path of the web process, and building them through the ORM cost
-# more CPU than running them. `$n` placeholders; SQLite (`dev`) reads them as `?n`.
+# Messages that arrive together are stored together (`store_batch`): one look-up for all of them, then, in one
+# transaction, the arrival locks of their users, the count of each user's admitted messages in the rate-limit window,
+# and one INSERT of every new row. All plain SQL: the webhook is the hottest path of the web process, and building
+# these through the ORM cost more CPU than running them. `$n` placeholders; SQLite (`dev`) reads them as `?n`.
 _LOOKUP = """
 SELECT ci.user_id, ci.unreachable_at IS NOT NULL AS unreachable, m.id AS message_id, m.status AS message_status,
   m.id IS NULL AND EXISTS (
@@ -128,24 +130,65 @@ FROM (SELECT 1) AS one
 LEFT JOIN channel_identities ci ON ci.channel = $1 AND ci.external_user_id = $2
 LEFT JOIN messages m ON m.channel = $1 AND m.external_message_id = $3
 """
-# The advisory lock (held until this statement's own transaction commits) is taken before the row's id is drawn,
-# so a user's ids are committed in id order and a drain reading their oldest pending row never skips one that
-# commits later. ON CONFLICT: a concurrent redelivery that won the race leaves this insert with no row.
-_INSERT_POSTGRES = """
-WITH arrival AS MATERIALIZED (SELECT pg_advisory_xact_lock($11))
-INSERT INTO messages (user_id, direction, channel, chat_id, external_message_id, text, choice, status, processed_at,
-  created_at)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM arrival
-ON CONFLICT (channel, external_message_id) DO NOTHING
-RETURNING id
+_LOOKUP_MANY = """
+SELECT b.ord, ci.user_id, ci.unreachable_at IS NOT NULL AS unreachable, m.id AS message_id,
+  m.status AS message_status,
+  m.id IS NULL AND EXISTS (
+    SELECT 1 FROM messages h
+    WHERE h.status = 'held' AND h.direction = 'out' AND h.channel = b.channel AND h.chat_id = b.chat_id
+  ) AS held
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS b(channel, chat_id, external_id, ord)
+LEFT JOIN channel_identities ci ON ci.channel = b.channel AND ci.external_user_id = b.chat_id
+LEFT JOIN messages m ON m.channel = b.channel AND m.external_message_id = b.external_id
+ORDER BY b.ord
 """
-# SQLite (the single-process `dev`) serialises every write: no lock needed.
-_INSERT_SQLITE = """
+# The arrival locks (held until the transaction commits), in ascending key order so that two batches sharing users
+# can never deadlock. They are taken before any id is drawn, so a user's ids are committed in id order and a drain
+# reading their oldest pending row never skips one that commits later; and before the window is counted, so the
+# count (a later statement: a later snapshot) sees every earlier message of the user.
+_LOCK_MANY = """
+SELECT count(pg_advisory_xact_lock(k.key))
+FROM (SELECT DISTINCT key FROM unnest($1::bigint[]) AS u(key) ORDER BY key) AS k
+"""
+# Admitted messages of each user in the window; at most `limit` are counted (the partial index
+# `messages_inbound_window` holds only admitted inbound rows, so this reads a few index entries per user).
+_RECENT_MANY = """
+SELECT u.user_id, (
+  SELECT count(*) FROM (
+    SELECT 1 FROM messages m
+    WHERE m.user_id = u.user_id AND m.direction = 'in' AND m.status <> 'limited' AND m.created_at > $2
+    LIMIT $3
+  ) AS w
+) AS recent
+FROM unnest($1::bigint[]) AS u(user_id)
+"""
+_RECENT_ONE = """
+SELECT count(*) AS recent FROM (
+  SELECT 1 FROM messages m
+  WHERE m.user_id = $1 AND m.direction = 'in' AND m.status <> 'limited' AND m.created_at > $2
+  LIMIT $3
+) AS w
+"""
+# ON CONFLICT: a concurrent redelivery that won the race leaves its row out of RETURNING. Ids are drawn in `ord`
+# order (the order the messages arrived in).
+_INSERT_MANY = """
 INSERT INTO messages (user_id, direction, channel, chat_id, external_message_id, text, choice, status, processed_at,
   created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT b.user_id, 'in', b.channel, b.chat_id, b.external_id, b.text, b.choice, b.status,
+  CASE WHEN b.status = 'limited' THEN $8::timestamptz END, $8::timestamptz
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+  WITH ORDINALITY AS b(user_id, channel, chat_id, external_id, text, choice, status, ord)
+ORDER BY b.ord
 ON CONFLICT (channel, external_message_id) DO NOTHING
-RETURNING id
+RETURNING id, external_message_id, channel
+"""
+# SQLite (the single-process `dev`) serialises every write: no lock needed, one row at a time.
+_INSERT_ONE = """
+INSERT INTO messages (user_id, direction, channel, chat_id, external_message_id, text, choice, status, processed_at,
+  created_at)
+VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (channel, external_message_id) DO NOTHING
+RETURNING id, external_message_id, channel
 """
 _EXISTING = "SELECT id, status FROM messages WHERE channel = $1 AND external_message_id = $2"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -163,53 +206,165 @@ def _postgres() -> bool:
     return bool(connections.get("default").capabilities.dialect == "postgres")
 
 
-async def store_inbound(msg: InboundMessage, user: User | None = None, *, admit: Admit | None = None) -> Stored:
-    """Store `msg` as a pending inbound row unless the platform already delivered it; `admit` (asked only for a
-    new message) refusing it stores it as `limited` instead."""
-    channel, chat_id = msg.ref.channel, msg.ref.chat_id
-    [seen] = await _sql(_LOOKUP, [channel, chat_id, msg.message_id])
-    user_id = user.id if user is not None else seen["user_id"]
-    if user_id is None:
-        user_id = await _create_user(channel, chat_id)
-    if seen["message_id"] is not None:
-        return Stored(
-            user_id, seen["message_id"], created=False, pending=seen["message_status"] == MessageStatus.PENDING
-        )
-    # The user wrote: their chat is reachable again (it was marked unreachable after a permanent send failure),
-    # and replies held for it (a closed 24-hour window) leave before the answer to this message. The look-up said
-    # whether either applies, so the common case writes nothing here; the updates themselves stay conditional.
-    if seen["unreachable"]:
-        await ChannelIdentity.filter(channel=channel, external_user_id=chat_id, unreachable_at__isnull=False).update(
-            unreachable_at=None, unreachable_reason=None
-        )
-    released = await release_held(msg.ref) if seen["held"] else 0
-    admitted = admit is None or await admit(user_id)
-    text = make_storable(msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text)
+@dataclass(slots=True)
+class _New:
+    """A message to insert: its user, and (decided under the arrival lock) whether it is admitted."""
+
+    index: int
+    msg: InboundMessage
+    user_id: int
+    released: bool = False
+    admitted: bool = True
+
+
+async def store_inbound(msg: InboundMessage, user: User | None = None, *, limit: InboundLimit | None = None) -> Stored:
+    """Store `msg` as a pending inbound row unless the platform already delivered it; with a `limit`, a new message
+    over the user's limit is stored as `limited` instead."""
+    [stored] = await store_batch([(msg, user)], limit=limit)
+    return stored
+
+
+async def store_batch(
+    received: Sequence[tuple[InboundMessage, User | None]], *, limit: InboundLimit | None = None
+) -> list[Stored]:
+    """Store messages that arrived together, in their order (see `store_inbound`): one look-up for all of them,
+    then one transaction with one INSERT. A message's user is the given one, else its chat's (created on first
+    contact). A message that is in the batch twice is stored once (the second is a redelivery)."""
+    results: list[Stored | None] = [None] * len(received)
+    new: list[_New] = []
+    first_of: dict[tuple[str, str], int] = {}  # (channel, external id) -> index of its first occurrence
+    users_of_new_chats: dict[tuple[str, str], int] = {}
+    for index, ((msg, user), seen) in enumerate(zip(received, await _look_up(received), strict=True)):
+        channel, chat_id = msg.ref.channel, msg.ref.chat_id
+        key = (channel, msg.message_id)
+        if key in first_of:
+            continue  # resolved from its first occurrence below
+        first_of[key] = index
+        user_id = user.id if user is not None else seen["user_id"]
+        if user_id is None:
+            user_id = users_of_new_chats.get((channel, chat_id)) or await _create_user(channel, chat_id)
+            users_of_new_chats[(channel, chat_id)] = user_id
+        if seen["message_id"] is not None:
+            results[index] = Stored(
+                user_id, seen["message_id"], created=False, pending=seen["message_status"] == MessageStatus.PENDING
+            )
+            continue
+        # The user wrote: their chat is reachable again (it was marked unreachable after a permanent send failure),
+        # and replies held for it (a closed 24-hour window) leave before the answer to this message. The look-up
+        # said whether either applies, so the common case writes nothing here; the updates stay conditional.
+        if seen["unreachable"]:
+            await ChannelIdentity.filter(
+                channel=channel, external_user_id=chat_id, unreachable_at__isnull=False
+            ).update(unreachable_at=None, unreachable_reason=None)
+        released = await release_held(msg.ref) if seen["held"] else 0
+        new.append(_New(index, msg, user_id, released=released > 0))
+    if new:
+        for item, stored in zip(new, await _insert(new, limit), strict=True):
+            results[item.index] = stored
+    for index, (msg, _) in enumerate(received):
+        if results[index] is None:  # the same message twice in one batch: the second one is a redelivery
+            first = results[first_of[(msg.ref.channel, msg.message_id)]]
+            assert first is not None
+            results[index] = Stored(first.user_id, first.message_id, created=False, pending=_is_pending(first))
+    assert all(stored is not None for stored in results)
+    return [stored for stored in results if stored is not None]
+
+
+def _is_pending(stored: Stored) -> bool:
+    return not stored.limited if stored.created else stored.pending
+
+
+async def _look_up(received: Sequence[tuple[InboundMessage, User | None]]) -> list[dict[str, Any]]:
+    """Per message: its chat's user (None for a new chat), whether it is stored already (and its status), whether
+    its chat is unreachable, whether the chat has held replies."""
+    if not _postgres():
+        return [(await _sql(_LOOKUP, [msg.ref.channel, msg.ref.chat_id, msg.message_id]))[0] for msg, _ in received]
+    return await _sql(
+        _LOOKUP_MANY,
+        [
+            [msg.ref.channel for msg, _ in received],
+            [msg.ref.chat_id for msg, _ in received],
+            [msg.message_id for msg, _ in received],
+        ],
+    )
+
+
+async def _insert(new: list[_New], limit: InboundLimit | None) -> list[Stored]:
+    """Insert the new messages in one transaction (see `_LOCK_MANY`); the stored rows in `new`'s order."""
     now = datetime.now(UTC)
-    values: list[Any] = [
-        user_id,
-        Direction.INBOUND.value,
-        channel,
-        chat_id,
-        msg.message_id,
-        text,
-        make_storable(msg.choice),
-        (MessageStatus.PENDING if admitted else MessageStatus.LIMITED).value,
-        None if admitted else now,
-        now,
-    ]
-    if _postgres():
-        rows = await _sql(_INSERT_POSTGRES, [*values, arrival_lock_key(user_id)])
+    postgres = _postgres()
+    async with in_transaction():
+        if postgres:
+            await _sql(_LOCK_MANY, [[arrival_lock_key(item.user_id) for item in new]])
+        if limit is not None:
+            await _admit(new, limit, now, postgres)
+        rows = await _insert_rows(new, now, postgres)
+    inserted = {(row["channel"], row["external_message_id"]): row["id"] for row in rows}
+    stored = []
+    for item in new:
+        channel, external_id = item.msg.ref.channel, item.msg.message_id
+        row_id = inserted.get((channel, external_id))
+        if row_id is None:  # a concurrent redelivery won the race (and, rarely, both counted against the limit)
+            [existing] = await _sql(_EXISTING, [channel, external_id])
+            stored.append(
+                Stored(item.user_id, existing["id"], created=False, pending=existing["status"] == MessageStatus.PENDING)
+            )
+        else:
+            stored.append(Stored(item.user_id, row_id, created=True, limited=not item.admitted, released=item.released))
+    return stored
+
+
+async def _admit(new: list[_New], limit: InboundLimit, now: datetime, postgres: bool) -> None:
+    """Mark each new message admitted while its user has fewer than `limit.per_window` admitted messages in the
+    window (counting this batch's earlier ones), under the users' arrival locks."""
+    since = now - timedelta(seconds=limit.window_seconds)
+    users = list(dict.fromkeys(item.user_id for item in new))
+    if postgres:
+        rows = await _sql(_RECENT_MANY, [users, since, limit.per_window])
+        recent = {row["user_id"]: int(row["recent"]) for row in rows}
     else:
-        rows = await _sql(_INSERT_SQLITE, values)
-    if not rows:  # a concurrent redelivery won the race (and, rarely, both counted against the limit)
-        [existing] = await _sql(_EXISTING, [channel, msg.message_id])
-        return Stored(user_id, existing["id"], created=False, pending=existing["status"] == MessageStatus.PENDING)
-    return Stored(user_id, rows[0]["id"], created=True, limited=not admitted, released=released > 0)
+        recent = {user: int((await _sql(_RECENT_ONE, [user, since, limit.per_window]))[0]["recent"]) for user in users}
+    for item in new:
+        item.admitted = recent[item.user_id] < limit.per_window
+        if item.admitted:
+            recent[item.user_id] += 1
+
+
+async def _insert_rows(new: list[_New], now: datetime, postgres: bool) -> list[dict[str, Any]]:
+    texts = [make_storable(item.msg.text[:MAX_TEXT_CHARS] if item.msg.text else item.msg.text) for item in new]
+    choices = [make_storable(item.msg.choice) for item in new]
+    statuses = [(MessageStatus.PENDING if item.admitted else MessageStatus.LIMITED).value for item in new]
+    if postgres:
+        columns = [
+            [item.user_id for item in new],
+            [item.msg.ref.channel for item in new],
+            [item.msg.ref.chat_id for item in new],
+            [item.msg.message_id for item in new],
+            texts,
+            choices,
+            statuses,
+        ]
+        return await _sql(_INSERT_MANY, [*columns, now])
+    rows = []
+    for item, text, choice, status in zip(new, texts, choices, statuses, strict=True):
+        processed_at = now if status == MessageStatus.LIMITED else None
+        values = [item.user_id, item.msg.ref.channel, item.msg.ref.chat_id, item.msg.message_id, text, choice]
+        rows += await _sql(_INSERT_ONE, [*values, status, processed_at, now])
+    return rows
+
+
+#: Batches an inbox stores at once (each chat always in the same lane).
+LANES = 4
 
 
 class Inbox:
     """Adapters' entry point: store, then enqueue the turn, then return at once.
+
+    Messages received while the previous ones are being stored are stored together (`store_batch`) and their
+    drains scheduled together: under load, one look-up, one transaction and one Redis round trip serve many
+    webhooks, and a lone message waits for nothing. Chats are spread over `LANES` lanes, each storing one batch at
+    a time, so a chat's messages are stored in the order they arrived while several batches use the database at
+    once. If a batch fails, its messages are retried one by one, so one message the database refuses fails alone.
 
     With a `limiter`, each user's new messages are counted against `limit` (see the module docstring).
     """
@@ -220,30 +375,37 @@ class Inbox:
         self._queue = queue
         self._limiter = limiter
         self._limit = limit or InboundLimit()
+        self._lanes: list[Coalescer[tuple[InboundMessage, User | None], Stored]] = [
+            Coalescer(self._receive_batch) for _ in range(LANES)
+        ]
 
     async def receive(self, msg: InboundMessage, user: User | None = None) -> Stored:
         """Store `msg` idempotently and schedule processing; a duplicate is acknowledged and ignored."""
         if user is None:
             user = await apply_link(msg)  # a link code moves the chat to its web account first
-        stored = await store_inbound(msg, user, admit=self._admit if self._limiter is not None else None)
-        if not stored.created:
-            logger.info("duplicate inbound %s message ignored", msg.ref.channel)
-            # A redelivery after a failed schedule (Redis hiccup, 5xx to the platform) must not wait for the
-            # sweeper: schedule again while it is pending (a no-op when a drain holds the slot).
-            if not stored.pending:
-                return stored
-        elif stored.limited:
-            # No turn: only the window's one slow-down line (or released held replies) needs the drain.
-            told = await self._slow_down(msg.ref, stored)
-            if not (told or stored.released):
-                return stored
-        await self._queue.schedule(stored.user_id)
-        return stored
+        lane = self._lanes[hash((msg.ref.channel, msg.ref.chat_id)) % LANES]  # a chat keeps to one lane
+        return await lane.submit((msg, user))
 
-    async def _admit(self, user_id: int) -> bool:
-        assert self._limiter is not None
-        limit = self._limit
-        return await self._limiter.hit(f"inbound:user:{user_id}", limit.per_window, limit.window_seconds)
+    async def _receive_batch(self, received: list[tuple[InboundMessage, User | None]]) -> list[Stored]:
+        stored = await store_batch(received, limit=self._limit if self._limiter is not None else None)
+        drains: list[int] = []
+        told: set[int] = set()  # users whose slow-down line was asked for in this batch
+        for (msg, _), result in zip(received, stored, strict=True):
+            if not result.created:
+                logger.info("duplicate inbound %s message ignored", msg.ref.channel)
+                # A redelivery after a failed schedule (Redis hiccup, 5xx to the platform) must not wait for the
+                # sweeper: schedule again while it is pending (a no-op when a drain holds the slot).
+                if not result.pending:
+                    continue
+            elif result.limited:
+                # No turn: only the window's one slow-down line (or released held replies) needs the drain.
+                line = result.user_id not in told and await self._slow_down(msg.ref, result)
+                told.add(result.user_id)
+                if not (line or result.released):
+                    continue
+            drains.append(result.user_id)
+        await schedule_drains(self._queue, drains)
+        return stored
 
     async def _slow_down(self, ref: ChatRef, stored: Stored) -> bool:
         """Store the slow-down line unless the user got it in this window already; True when stored."""
@@ -256,3 +418,13 @@ class Inbox:
         )
         logger.info("user %s is over the inbound limit: told to slow down", stored.user_id)
         return True
+
+
+async def schedule_drains(queue: TurnQueue, user_ids: Sequence[int]) -> None:
+    """Schedule the drains of `user_ids` (each once), in one round trip when the queue can."""
+    users = list(dict.fromkeys(user_ids))
+    if isinstance(queue, BatchTurnQueue):
+        await queue.schedule_many(users)
+    else:
+        for user_id in users:
+            await queue.schedule(user_id)

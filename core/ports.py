@@ -262,6 +262,15 @@ class TurnQueue(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchTurnQueue(TurnQueue, Protocol):
+    """A `TurnQueue` that schedules several users' drains in one round trip (the inbox uses it under load)."""
+
+    async def schedule_many(self, user_ids: Sequence[int]) -> list[bool]:
+        """`schedule` for each of `user_ids` (distinct): per user, True when this call claimed the slot."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ModerationVerdict:
     """A moderation layer's answer on one text."""

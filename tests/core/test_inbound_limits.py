@@ -104,8 +104,9 @@ async def test_flood_gets_one_line_and_does_not_slow_another_user(
     texts = [r.text for r in await replies(flooder)]
     assert texts.count(SLOW_DOWN_LINE) == 1 and len(texts) == 6
     assert [r.text for r in await replies(other)] == ["echo: b-0"]
-    # One drain request per admitted message and one for the line; none for the 94 other limited messages.
-    assert queue.calls == Counter({flooder.id: 6, other.id: 1})
+    # At most one drain request per admitted message and one for the line (messages stored together share one);
+    # none for the 94 other limited messages.
+    assert 1 <= queue.calls[flooder.id] <= 6 and queue.calls[other.id] == 1 and len(queue.calls) == 2
     # Limited rows are not work: neither the drain's check nor the sweeper picks them up.
     assert not await has_work(flooder.id)
     assert await sweep_turns({"services": services, "turn_stuck_after": timedelta(0)}) == 0
@@ -125,10 +126,7 @@ async def test_after_the_window_messages_are_answered_again(
             await inbox.receive(inbound("w", f"w{i}", f"first-{i}"))
         assert (await statuses(user))["limited"] == 2
 
-        async def window_passed() -> bool:
-            return await limiter.peek(f"inbound:user:{user.id}", limit.per_window, limit.window_seconds)
-
-        await eventually(window_passed, timeout=10, what="the window to pass")
+        await asyncio.sleep(limit.window_seconds + 0.1)  # the window passes
         await inbox.receive(inbound("w", "w4", "after-window"))
 
         async def answered() -> bool:
@@ -189,3 +187,15 @@ async def test_without_a_limiter_nothing_is_limited(db: str) -> None:
     for i in range(30):
         await inbox.receive(inbound("n", f"n{i}", "hi"))
     assert await statuses(user) == Counter({"pending": 30})
+
+
+async def test_schedule_many_claims_only_free_slots_in_one_go(redis: ArqRedis) -> None:
+    """The drain queue's batch form: users whose slot is free get it and a drain job; a held slot is left alone."""
+    queue = DrainQueue(redis)
+    assert await queue.schedule(2)
+    assert await queue.schedule_many([1, 2, 3]) == [True, False, True]
+    assert await queue.schedule_many([]) == []
+    jobs = {job.job_id for job in await redis.queued_jobs()}
+    assert len(jobs) == 3 and {job_id.split(":")[1] for job_id in jobs} == {"1", "2", "3"}
+    holders = [await redis.get(f"ava:drain:{user}") for user in (1, 2, 3)]
+    assert all(holders) and len(set(holders)) == 3

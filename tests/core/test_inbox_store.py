@@ -1,24 +1,27 @@
 """The inbound store on real PostgreSQL: what one webhook costs in statements, and the per-user arrival lock.
 
-The webhook is the web process's hottest path: a new message of a known chat is one look-up and one insert, a
-redelivery only the look-up (counted from Tortoise's statement log, which every query goes through). The insert
-takes the user's advisory lock before its id is drawn, so a user's message ids commit in order.
+The webhook is the web process's hottest path: a new message of a known chat is one look-up, the arrival lock and
+one insert, a redelivery only the look-up (counted from Tortoise's statement log, which every query goes through),
+and messages arriving together share those statements. The user's advisory lock is taken before any id is drawn,
+so a user's message ids commit in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
 
-from core.inbox import Inbox, arrival_lock_key, store_inbound
+from ava_bot.ratelimits import RedisRateLimiter
+from core.inbox import LANES, InboundLimit, Inbox, Stored, arrival_lock_key, store_inbound
 from core.messages import ChatRef, InboundMessage
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
-from tests.conftest import _asyncpg_dsn
+from tests.conftest import TEST_REDIS_URL, _asyncpg_dsn
 from tests.fakes.queue import RecordingQueue
 from tests.support import eventually
 
@@ -58,24 +61,123 @@ def statements() -> Iterator[list[logging.LogRecord]]:
         log.removeHandler(handler)
 
 
-async def test_a_new_message_of_a_known_chat_is_two_statements_and_a_redelivery_one(db: str) -> None:
-    """Known chat: a new message costs one look-up and one insert; its redelivery only the look-up."""
+async def test_a_new_message_of_a_known_chat_is_three_statements_and_a_redelivery_one(db: str) -> None:
+    """Known chat: a new message costs one look-up, the arrival lock and one insert (plus the window count with
+    the rate limit on); its redelivery only the look-up."""
     queue = RecordingQueue()
     inbox = Inbox(queue)
+    limited = Inbox(queue, limiter=RedisRateLimiter.from_url(TEST_REDIS_URL), limit=InboundLimit(per_window=5))
     first = await inbox.receive(text(1))  # first contact creates the user
     with statements() as new:
         second = await inbox.receive(text(2))
     with statements() as again:
         redelivered = await inbox.receive(text(2))
-    assert len(new) == 2, [r.getMessage()[:80] for r in new]
-    assert len(again) == 1, [r.getMessage()[:80] for r in again]
-    assert (second.created, redelivered.created) == (True, False)
+    with statements() as counted:
+        third = await limited.receive(text(3))
+    assert _kinds(new) == ["look-up", "lock", "insert"]
+    assert _kinds(again) == ["look-up"]
+    assert _kinds(counted) == ["look-up", "lock", "window", "insert"]
+    assert (second.created, redelivered.created, third.created) == (True, False, True)
     assert redelivered.message_id == second.message_id
-    assert second.user_id == first.user_id
+    assert second.user_id == first.user_id == third.user_id
     assert [m.text for m in await Message.filter(direction=Direction.INBOUND).order_by("id")] == [
         "Hi Ava (1)",
         "Hi Ava (2)",
+        "Hi Ava (3)",
     ]
+
+
+def _kinds(records: list[logging.LogRecord]) -> list[str]:
+    """What each logged statement is (the transaction's BEGIN and COMMIT are not statements of the log)."""
+    kinds = {"SELECT b.ord": "look-up", "SELECT count(pg_advisory": "lock", "SELECT u.user_id": "window"}
+    kinds["INSERT INTO messages"] = "insert"
+    found = []
+    for record in records:
+        sql = " ".join(str(record.args[0] if record.args else record.getMessage()).split())
+        found.append(next((kind for start, kind in kinds.items() if sql.startswith(start)), sql[:40]))
+    return found
+
+
+async def test_messages_arriving_together_are_stored_with_one_look_up_and_one_insert(db: str) -> None:
+    """Twenty webhooks of twenty known chats at once: one look-up, one lock statement, one window count and one
+    insert per lane for all of them; each gets its own row, pending, scheduled."""
+    refs = [ChatRef("telegram", str(6_200_000_000 + i)) for i in range(20)]
+    queue = RecordingQueue()
+    inbox = Inbox(queue, limiter=RedisRateLimiter.from_url(TEST_REDIS_URL), limit=InboundLimit(per_window=5))
+    users = [await inbox.receive(text(0, ref)) for ref in refs]  # first contact, one by one
+    queue.calls.clear()
+    with statements() as together:
+        stored = await asyncio.gather(*(inbox.receive(text(1, ref)) for ref in refs))
+    kinds = _kinds(together)  # one batch per lane the chats fall in
+    batches = kinds.count("look-up")
+    assert 1 <= batches <= LANES, kinds
+    assert Counter(kinds) == Counter({"look-up": batches, "lock": batches, "window": batches, "insert": batches})
+    assert [s.user_id for s in stored] == [u.user_id for u in users]
+    assert all(s.created and not s.limited for s in stored)
+    assert len({s.message_id for s in stored}) == 20
+    assert sorted(queue.calls) == sorted(u.user_id for u in users)
+    rows = await Message.filter(id__in=[s.message_id for s in stored])
+    assert {(r.chat_id, r.text, r.status) for r in rows} == {(ref.chat_id, "Hi Ava (1)", "pending") for ref in refs}
+
+
+async def test_a_users_messages_stored_together_keep_their_order_and_their_limit(db: str) -> None:
+    """Eight messages of one user in one batch (limit 5, one admitted earlier): ids follow arrival order, the
+    first four are admitted and the rest limited; the same message twice in the batch is stored once."""
+    queue = RecordingQueue()
+    inbox = Inbox(queue, limiter=RedisRateLimiter.from_url(TEST_REDIS_URL), limit=InboundLimit(per_window=5))
+    first = await inbox.receive(text(0))
+    batch = [text(n) for n in range(1, 8)]
+    batch.insert(3, text(2))  # a redelivery of message 2 arriving with it
+    stored = await asyncio.gather(*(inbox.receive(msg) for msg in batch))
+    duplicate = stored.pop(3)
+    assert [s.message_id for s in stored] == sorted(s.message_id for s in stored)
+    assert all(s.message_id > first.message_id for s in stored)
+    assert [s.limited for s in stored] == [False] * 4 + [True] * 3
+    assert (duplicate.created, duplicate.message_id, duplicate.pending) == (False, stored[1].message_id, True)
+    rows = await Message.filter(direction=Direction.INBOUND).order_by("id")
+    assert [r.text for r in rows] == [f"Hi Ava ({n})" for n in range(8)]
+    assert [r.status for r in rows] == ["pending"] * 5 + ["limited"] * 3
+    assert all(r.processed_at is not None for r in rows[5:])
+
+
+async def test_a_message_the_database_refuses_fails_alone(db: str) -> None:
+    """In a batch, a message the database cannot store (an id longer than its column) fails with its error; the
+    others of the batch are stored and scheduled as if it were not there."""
+    queue = RecordingQueue()
+    inbox = Inbox(queue)
+    await inbox.receive(text(0))
+    bad = InboundMessage(MARA, "x" * 500, "too long an id")
+    results = await asyncio.gather(
+        inbox.receive(text(1)), inbox.receive(bad), inbox.receive(text(2)), return_exceptions=True
+    )
+    assert isinstance(results[1], Exception), results[1]
+    good = [r for i, r in enumerate(results) if i != 1]
+    assert all(isinstance(r, Stored) and r.created for r in good), good
+    assert [m.text for m in await Message.filter(direction=Direction.INBOUND).order_by("id")] == [
+        "Hi Ava (0)",
+        "Hi Ava (1)",
+        "Hi Ava (2)",
+    ]
+
+
+async def test_two_inboxes_storing_the_same_users_at_once_neither_deadlock_nor_reorder(db: str) -> None:
+    """Two web processes (two inboxes) storing batches of the same ten users at once, each user's messages
+    alternating between them: every message is stored once, no deadlock (the locks are taken in key order), and
+    each user's ids follow the order each inbox received their messages in."""
+    refs = [ChatRef("telegram", str(6_300_000_000 + i)) for i in range(10)]
+    one, two = Inbox(RecordingQueue()), Inbox(RecordingQueue())
+    for ref in refs:
+        await one.receive(text(0, ref))
+    calls = [(one if n % 2 else two).receive(text(n, ref)) for n in range(1, 21) for ref in reversed(refs)]
+    stored = await asyncio.wait_for(asyncio.gather(*calls), 30)
+    assert all(s.created for s in stored) and len({s.message_id for s in stored}) == 200
+    for ref in refs:
+        rows = await Message.filter(chat_id=ref.chat_id, direction=Direction.INBOUND).order_by("id")
+        numbers = [int((r.text or "").removeprefix("Hi Ava (").removesuffix(")")) for r in rows]
+        assert numbers[0] == 0 and sorted(numbers) == list(range(21))
+        # Each inbox stored this user's messages in the order it received them.
+        assert [n for n in numbers if n % 2] == list(range(1, 21, 2))
+        assert [n for n in numbers[1:] if not n % 2] == list(range(2, 21, 2))
 
 
 async def test_a_redelivered_pending_message_schedules_its_drain_again(db: str) -> None:

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     #: A portal session ends this long after sign-in (or earlier: sign out, sign out everywhere, erasure).
     session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=300)
 
-    #: Rate limits (moving windows in Redis, shared by every replica).
+    #: Rate limits (moving windows in Redis, shared by every replica; the inbound one is counted in PostgreSQL).
     signin_per_ip_per_15min: int = Field(default=30, ge=1)
     signin_per_account_per_15min: int = Field(default=10, ge=1)
     signup_per_ip_per_hour: int = Field(default=10, ge=1)

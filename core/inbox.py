@@ -3,16 +3,17 @@
 A redelivered platform message (same channel + external id) is recognised and does nothing. The external id
 must be globally unique on its platform (Telegram: chat id + message id, or the callback query id - a bare
 message id is unique per chat only, and update ids restart at random after a week without updates; WhatsApp:
-the wamid; web: the user id + the browser's client id). The store
-step serialises inserts per user on PostgreSQL (an advisory lock taken in the insert's transaction, before the
-rows' ids are drawn) so message ids follow arrival order per user, which is the order turns are processed in.
+the wamid; web: the user id + the browser's client id). The store step serialises inserts per user on PostgreSQL
+(an advisory lock taken in the insert's transaction, before the rows' ids are drawn) so message ids follow arrival
+order per user, which is the order turns are processed in.
 
 Messages that arrive while earlier ones are being stored are stored together (`Inbox`, `store_batch`): one look-up
 for all of them (each chat's user, whether the message is stored already, whether the chat is marked unreachable
-or has held replies), then one transaction: the users' arrival locks, their admitted messages in the rate-limit
-window, and one `INSERT ... ON CONFLICT DO NOTHING` of every new row; then one Redis round trip claims the drain
-slots. The updates that make a chat reachable again and release its held replies run only when the look-up says
-they have something to change. A redelivery costs the look-up alone.
+or has held replies), then one call of the database function `ava_store_inbound` (migration 0010): the users'
+arrival locks, their admitted messages in the rate-limit window, and one `INSERT ... ON CONFLICT DO NOTHING` of
+every new row; then one Redis round trip claims the drain slots. The updates that make a chat reachable again and
+release its held replies run only when the look-up says they have something to change. A redelivery costs the
+look-up alone.
 
 Per-user inbound rate limit (`InboundLimit`; on when the inbox has a `RateLimiter`): a user's new message is
 admitted while they have fewer than `per_window` admitted messages in the last `window_seconds`, counted in
@@ -117,10 +118,9 @@ def arrival_lock_key(user_id: int) -> int:
     return zlib.crc32(f"ava-inbox:{user_id}".encode())
 
 
-# Messages that arrive together are stored together (`store_batch`): one look-up for all of them, then, in one
-# transaction, the arrival locks of their users, the count of each user's admitted messages in the rate-limit window,
-# and one INSERT of every new row. All plain SQL: the webhook is the hottest path of the web process, and building
-# these through the ORM cost more CPU than running them. `$n` placeholders; SQLite (`dev`) reads them as `?n`.
+# Messages that arrive together are stored together (`store_batch`): one look-up for all of them, then one call
+# that locks, counts and inserts. Plain SQL: the webhook is the hottest path of the web process, and building these
+# through the ORM cost more CPU than running them. `$n` placeholders; SQLite (`dev`) reads them as `?n`.
 _LOOKUP = """
 SELECT ci.user_id, ci.unreachable_at IS NOT NULL AS unreachable, m.id AS message_id, m.status AS message_status,
   m.id IS NULL AND EXISTS (
@@ -142,26 +142,10 @@ LEFT JOIN channel_identities ci ON ci.channel = b.channel AND ci.external_user_i
 LEFT JOIN messages m ON m.channel = b.channel AND m.external_message_id = b.external_id
 ORDER BY b.ord
 """
-# The arrival locks (held until the transaction commits), in ascending key order so that two batches sharing users
-# can never deadlock. They are taken before any id is drawn, so a user's ids are committed in id order and a drain
-# reading their oldest pending row never skips one that commits later; and before the window is counted, so the
-# count (a later statement: a later snapshot) sees every earlier message of the user.
-_LOCK_MANY = """
-SELECT count(pg_advisory_xact_lock(k.key))
-FROM (SELECT DISTINCT key FROM unnest($1::bigint[]) AS u(key) ORDER BY key) AS k
-"""
-# Admitted messages of each user in the window; at most `limit` are counted (the partial index
-# `messages_inbound_window` holds only admitted inbound rows, so this reads a few index entries per user).
-_RECENT_MANY = """
-SELECT u.user_id, (
-  SELECT count(*) FROM (
-    SELECT 1 FROM messages m
-    WHERE m.user_id = u.user_id AND m.direction = 'in' AND m.status <> 'limited' AND m.created_at > $2
-    LIMIT $3
-  ) AS w
-) AS recent
-FROM unnest($1::bigint[]) AS u(user_id)
-"""
+# PostgreSQL stores a batch's new messages in one round trip: `ava_store_inbound` (migration 0010) takes the users'
+# arrival locks in key order, then inserts the rows in arrival order, each admitted or limited by its user's
+# admitted messages in the window, counted under the lock. Returns each inserted row's id and status.
+_STORE_MANY = "SELECT * FROM ava_store_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 _RECENT_ONE = """
 SELECT count(*) AS recent FROM (
   SELECT 1 FROM messages m
@@ -169,26 +153,15 @@ SELECT count(*) AS recent FROM (
   LIMIT $3
 ) AS w
 """
-# ON CONFLICT: a concurrent redelivery that won the race leaves its row out of RETURNING. Ids are drawn in `ord`
-# order (the order the messages arrived in).
-_INSERT_MANY = """
-INSERT INTO messages (user_id, direction, channel, chat_id, external_message_id, text, choice, status, processed_at,
-  created_at)
-SELECT b.user_id, 'in', b.channel, b.chat_id, b.external_id, b.text, b.choice, b.status,
-  CASE WHEN b.status = 'limited' THEN $8::timestamptz END, $8::timestamptz
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-  WITH ORDINALITY AS b(user_id, channel, chat_id, external_id, text, choice, status, ord)
-ORDER BY b.ord
-ON CONFLICT (channel, external_message_id) DO NOTHING
-RETURNING id, external_message_id, channel
-"""
-# SQLite (the single-process `dev`) serialises every write: no lock needed, one row at a time.
+# SQLite (the single-process `dev`) serialises every write: no lock needed; one row at a time, in a transaction with
+# the window count (`_RECENT_ONE`) that decides its status.
 _INSERT_ONE = """
 INSERT INTO messages (user_id, direction, channel, chat_id, external_message_id, text, choice, status, processed_at,
   created_at)
 VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (channel, external_message_id) DO NOTHING
-RETURNING id, external_message_id, channel
+RETURNING id AS stored_id, channel AS stored_channel, external_message_id AS stored_external_id,
+  status AS stored_status
 """
 _EXISTING = "SELECT id, status FROM messages WHERE channel = $1 AND external_message_id = $2"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -206,15 +179,14 @@ def _postgres() -> bool:
     return bool(connections.get("default").capabilities.dialect == "postgres")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _New:
-    """A message to insert: its user, and (decided under the arrival lock) whether it is admitted."""
+    """A message to insert: where it is in the batch, its user, and whether its chat's held replies were released."""
 
     index: int
     msg: InboundMessage
     user_id: int
     released: bool = False
-    admitted: bool = True
 
 
 async def store_inbound(msg: InboundMessage, user: User | None = None, *, limit: InboundLimit | None = None) -> Stored:
@@ -290,66 +262,64 @@ async def _look_up(received: Sequence[tuple[InboundMessage, User | None]]) -> li
 
 
 async def _insert(new: list[_New], limit: InboundLimit | None) -> list[Stored]:
-    """Insert the new messages in one transaction (see `_LOCK_MANY`); the stored rows in `new`'s order."""
+    """Insert the new messages (see `_STORE_MANY`); the stored rows in `new`'s order."""
     now = datetime.now(UTC)
-    postgres = _postgres()
-    async with in_transaction():
-        if postgres:
-            await _sql(_LOCK_MANY, [[arrival_lock_key(item.user_id) for item in new]])
-        if limit is not None:
-            await _admit(new, limit, now, postgres)
-        rows = await _insert_rows(new, now, postgres)
-    inserted = {(row["channel"], row["external_message_id"]): row["id"] for row in rows}
+    since = now - timedelta(seconds=limit.window_seconds) if limit is not None else now
+    per_window = limit.per_window if limit is not None else None
+    if _postgres():
+        rows = await _sql(
+            _STORE_MANY, [*_columns(new), [arrival_lock_key(i.user_id) for i in new], per_window, since, now]
+        )
+    else:
+        rows = await _insert_one_by_one(new, per_window, since, now)
+    inserted = {(row["stored_channel"], row["stored_external_id"]): row for row in rows}
     stored = []
     for item in new:
         channel, external_id = item.msg.ref.channel, item.msg.message_id
-        row_id = inserted.get((channel, external_id))
-        if row_id is None:  # a concurrent redelivery won the race (and, rarely, both counted against the limit)
+        row = inserted.get((channel, external_id))
+        if row is None:  # a concurrent redelivery won the race (and, rarely, both counted against the limit)
             [existing] = await _sql(_EXISTING, [channel, external_id])
             stored.append(
                 Stored(item.user_id, existing["id"], created=False, pending=existing["status"] == MessageStatus.PENDING)
             )
         else:
-            stored.append(Stored(item.user_id, row_id, created=True, limited=not item.admitted, released=item.released))
+            limited = row["stored_status"] == MessageStatus.LIMITED
+            stored.append(Stored(item.user_id, row["stored_id"], created=True, limited=limited, released=item.released))
     return stored
 
 
-async def _admit(new: list[_New], limit: InboundLimit, now: datetime, postgres: bool) -> None:
-    """Mark each new message admitted while its user has fewer than `limit.per_window` admitted messages in the
-    window (counting this batch's earlier ones), under the users' arrival locks."""
-    since = now - timedelta(seconds=limit.window_seconds)
-    users = list(dict.fromkeys(item.user_id for item in new))
-    if postgres:
-        rows = await _sql(_RECENT_MANY, [users, since, limit.per_window])
-        recent = {row["user_id"]: int(row["recent"]) for row in rows}
-    else:
-        recent = {user: int((await _sql(_RECENT_ONE, [user, since, limit.per_window]))[0]["recent"]) for user in users}
-    for item in new:
-        item.admitted = recent[item.user_id] < limit.per_window
-        if item.admitted:
-            recent[item.user_id] += 1
+def _columns(new: list[_New]) -> list[list[Any]]:
+    """The new rows as columns: user ids, channels, chat ids, external ids, texts, choices."""
+    return [
+        [item.user_id for item in new],
+        [item.msg.ref.channel for item in new],
+        [item.msg.ref.chat_id for item in new],
+        [item.msg.message_id for item in new],
+        [make_storable(item.msg.text[:MAX_TEXT_CHARS] if item.msg.text else item.msg.text) for item in new],
+        [make_storable(item.msg.choice) for item in new],
+    ]
 
 
-async def _insert_rows(new: list[_New], now: datetime, postgres: bool) -> list[dict[str, Any]]:
-    texts = [make_storable(item.msg.text[:MAX_TEXT_CHARS] if item.msg.text else item.msg.text) for item in new]
-    choices = [make_storable(item.msg.choice) for item in new]
-    statuses = [(MessageStatus.PENDING if item.admitted else MessageStatus.LIMITED).value for item in new]
-    if postgres:
-        columns = [
-            [item.user_id for item in new],
-            [item.msg.ref.channel for item in new],
-            [item.msg.ref.chat_id for item in new],
-            [item.msg.message_id for item in new],
-            texts,
-            choices,
-            statuses,
-        ]
-        return await _sql(_INSERT_MANY, [*columns, now])
+async def _insert_one_by_one(
+    new: list[_New], per_window: int | None, since: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """SQLite: `_STORE_MANY`'s work row by row, in one transaction."""
     rows = []
-    for item, text, choice, status in zip(new, texts, choices, statuses, strict=True):
-        processed_at = now if status == MessageStatus.LIMITED else None
-        values = [item.user_id, item.msg.ref.channel, item.msg.ref.chat_id, item.msg.message_id, text, choice]
-        rows += await _sql(_INSERT_ONE, [*values, status, processed_at, now])
+    recent: dict[int, int] = {}
+    async with in_transaction():
+        for row in zip(*_columns(new), strict=True):
+            user_id = row[0]
+            status = MessageStatus.PENDING
+            if per_window is not None:
+                if user_id not in recent:
+                    [counted] = await _sql(_RECENT_ONE, [user_id, since, per_window])
+                    recent[user_id] = int(counted["recent"])
+                if recent[user_id] >= per_window:
+                    status = MessageStatus.LIMITED
+                else:
+                    recent[user_id] += 1
+            processed_at = now if status == MessageStatus.LIMITED else None
+            rows += await _sql(_INSERT_ONE, [*row, status.value, processed_at, now])
     return rows
 
 

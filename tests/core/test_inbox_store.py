@@ -2,8 +2,8 @@
 
 The webhook is the web process's hottest path: a new message of a known chat is one look-up and one store call
 (arrival lock, window count, insert), a redelivery only the look-up (counted from Tortoise's statement log, which
-every query goes through), and messages arriving together share those statements. The user's advisory lock is taken before any id is drawn,
-so a user's message ids commit in order.
+every query goes through), and messages arriving together share those statements. The user's advisory lock is
+taken before any id is drawn, so a user's message ids commit in order.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ enqueued; the slot, not arq's job-id dedupe, guarantees one drain per user at a 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -76,8 +77,8 @@ class DrainQueue:
         return True
 
     async def schedule_many(self, user_ids: Sequence[int]) -> list[bool]:
-        """`schedule` for each of `user_ids` (distinct), the slots claimed in one round trip; per user, whether
-        this call claimed the slot (and enqueued a drain job)."""
+        """`schedule` for each of `user_ids` (distinct): the slots claimed in one round trip, the drain jobs of the
+        claimed ones enqueued at the same time; per user, whether this call claimed the slot."""
         if not user_ids:
             return []
         tokens = [uuid.uuid4().hex for _ in user_ids]
@@ -85,9 +86,13 @@ class DrainQueue:
             for user_id, token in zip(user_ids, tokens, strict=True):
                 pipe.set(slot_key(user_id), token, nx=True, px=self._ttl_ms)
             claimed = [bool(ok) for ok in await pipe.execute()]
-        for user_id, token, ok in zip(user_ids, tokens, claimed, strict=True):
-            if ok:
-                await self._enqueue(user_id, token, defer=0.0)
+        await asyncio.gather(
+            *(
+                self._enqueue(user_id, token, defer=0.0)
+                for user_id, token, ok in zip(user_ids, tokens, claimed, strict=True)
+                if ok
+            )
+        )
         return claimed
 
     async def adopt(self, user_id: int, token: str) -> bool:

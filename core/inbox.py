@@ -26,6 +26,7 @@ messages count: a redelivery is recognised before the window is counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import zlib
@@ -200,22 +201,29 @@ async def store_batch(
     received: Sequence[tuple[InboundMessage, User | None]], *, limit: InboundLimit | None = None
 ) -> list[Stored]:
     """Store messages that arrived together, in their order (see `store_inbound`): one look-up for all of them,
-    then one transaction with one INSERT. A message's user is the given one, else its chat's (created on first
+    then one store call (`_STORE_MANY`). A message's user is the given one, else its chat's (created on first
     contact). A message that is in the batch twice is stored once (the second is a redelivery)."""
     results: list[Stored | None] = [None] * len(received)
     new: list[_New] = []
     first_of: dict[tuple[str, str], int] = {}  # (channel, external id) -> index of its first occurrence
-    users_of_new_chats: dict[tuple[str, str], int] = {}
-    for index, ((msg, user), seen) in enumerate(zip(received, await _look_up(received), strict=True)):
+    looked_up = await _look_up(received)
+    # First contacts: each new chat's user is created once, the batch's new chats at the same time.
+    new_chats = list(
+        dict.fromkeys(
+            (msg.ref.channel, msg.ref.chat_id)
+            for (msg, user), seen in zip(received, looked_up, strict=True)
+            if user is None and seen["user_id"] is None
+        )
+    )
+    created = await asyncio.gather(*(_create_user(channel, chat_id) for channel, chat_id in new_chats))
+    users_of_new_chats = dict(zip(new_chats, created, strict=True))
+    for index, ((msg, user), seen) in enumerate(zip(received, looked_up, strict=True)):
         channel, chat_id = msg.ref.channel, msg.ref.chat_id
         key = (channel, msg.message_id)
         if key in first_of:
             continue  # resolved from its first occurrence below
         first_of[key] = index
-        user_id = user.id if user is not None else seen["user_id"]
-        if user_id is None:
-            user_id = users_of_new_chats.get((channel, chat_id)) or await _create_user(channel, chat_id)
-            users_of_new_chats[(channel, chat_id)] = user_id
+        user_id = user.id if user is not None else seen["user_id"] or users_of_new_chats[(channel, chat_id)]
         if seen["message_id"] is not None:
             results[index] = Stored(
                 user_id, seen["message_id"], created=False, pending=seen["message_status"] == MessageStatus.PENDING
@@ -324,7 +332,7 @@ async def _insert_one_by_one(
 
 
 #: Batches an inbox stores at once (each chat always in the same lane).
-LANES = 4
+LANES = 2
 
 
 class Inbox:

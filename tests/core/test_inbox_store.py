@@ -241,3 +241,16 @@ async def test_an_insert_waits_for_the_users_arrival_lock(db: str) -> None:
         await holder.close()
     assert stored.created and stored.user_id == user.id
     assert await Message.filter(id=stored.message_id, status=MessageStatus.PENDING).exists()
+
+
+async def test_first_contacts_arriving_together_each_get_one_user(db: str) -> None:
+    """Twenty new chats at once, one of them twice: twenty users (created side by side), one identity each, the
+    repeated chat's two messages under its one user."""
+    refs = [ChatRef("whatsapp", str(4_917_000_000 + i)) for i in range(20)]
+    inbox = Inbox(RecordingQueue())
+    calls = [inbox.receive(text(1, ref)) for ref in refs] + [inbox.receive(text(2, refs[0]))]
+    stored = await asyncio.gather(*calls)
+    assert len({s.user_id for s in stored}) == 20 and stored[0].user_id == stored[-1].user_id
+    assert await User.all().count() == 20
+    assert await ChannelIdentity.all().count() == 20
+    assert all(s.created for s in stored)

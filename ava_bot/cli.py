@@ -22,6 +22,7 @@ from ava_bot.deadletters import list_dead_letters
 from ava_bot.deadletters import replay as replay_letter
 from ava_bot.keys import SERVICES
 from ava_bot.observability import init_sentry, setup_logging
+from ava_bot.runtime import freeze_startup_objects
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import build_billing, open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
@@ -103,8 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "serve":
                 from ava_bot.app import create_app  # here: the worker never loads the web app (portal, jinja2)
 
+                async def started_app() -> web.Application:
+                    app = await create_app(settings)
+                    app.on_startup.append(_freeze)  # runs after the resources and services opened
+                    return app
+
                 web.run_app(
-                    create_app(settings),
+                    started_app(),
                     host=settings.effective_host,
                     port=settings.port,
                     print=None,
@@ -163,6 +169,10 @@ async def run_plans_sync(settings: Settings) -> int:
     return 0
 
 
+async def _freeze(app: web.Application) -> None:
+    freeze_startup_objects()
+
+
 async def run_worker(settings: Settings) -> None:
     """Run the standalone arq worker until SIGINT/SIGTERM (the plans file is checked and synced first)."""
     billing = build_billing(settings)
@@ -174,6 +184,7 @@ async def run_worker(settings: Settings) -> None:
         await billing.sync_plans()
         await billing.aclose()
         worker = create_worker(settings, resources, services, pipeline)
+        freeze_startup_objects()
         try:
             await worker.async_run()
         except asyncio.CancelledError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 
 from tests.reliability.conftest import Fakes
@@ -25,6 +26,10 @@ async def test_web_and_worker_answer_a_message(ava_stack: AvaStack, fakes: Fakes
     assert await worker.stop() == 0
     assert await web.stop() == 0
     assert "Traceback" not in worker.output + web.output
+    # Both froze their startup objects out of garbage collection (`ava_bot.runtime`) before taking work.
+    for process in (web, worker):
+        frozen = re.search(r"(\d+) startup objects frozen out of garbage collection", process.output)
+        assert frozen is not None and int(frozen.group(1)) > 50_000, process.name
     ava_stack.assert_no_secrets()
 
 

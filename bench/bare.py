@@ -1,8 +1,9 @@
 """The ingest benchmark's baseline server: a bare aiohttp handler answering 200, in a process of its own.
 
 Run with `python -m bench.bare PORT`. It reads the body (any handler must) and answers `{"ok": true}` on the same
-paths as Ava's webhooks, with no access log (Ava's is off below WARNING), so the ingest ratio compares Ava's work
-per request against aiohttp's own cost under the same client.
+paths as Ava's webhooks, with no access log (Ava's is off below WARNING) and its startup objects frozen out of
+garbage collection as Ava's are, so the ingest ratio compares Ava's work per request against aiohttp's own cost
+under the same client.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import sys
 
 from aiohttp import web
+
+from ava_bot.runtime import freeze_startup_objects
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -23,12 +26,18 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _freeze(app: web.Application) -> None:
+    """The same process tuning as Ava's web process (`ava_bot.runtime`), so the two differ in their handlers only."""
+    freeze_startup_objects()
+
+
 def main() -> None:
     """Serve on 127.0.0.1:PORT until terminated."""
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_post("/webhooks/telegram", ok)
     app.router.add_post("/webhooks/whatsapp", ok)
+    app.on_startup.append(_freeze)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 

@@ -24,8 +24,9 @@ from ava_bot.keys import SERVICES
 from ava_bot.observability import init_sentry, setup_logging
 from ava_bot.runtime import freeze_startup_objects
 from ava_bot.settings import Settings, load_settings
-from ava_bot.wiring import build_billing, open_photo_pipeline, open_resources, open_services
+from ava_bot.wiring import build_billing, build_plans, open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
+from billing.plans import sync_plans
 from channels.telegram import TELEGRAM, TelegramChannel, TelegramWebhook, build_bot, set_webhook
 from channels.telegram.polling import poll_updates
 from core.delivery import set_reachable
@@ -175,14 +176,13 @@ async def _freeze(app: web.Application) -> None:
 
 async def run_worker(settings: Settings) -> None:
     """Run the standalone arq worker until SIGINT/SIGTERM (the plans file is checked and synced first)."""
-    billing = build_billing(settings)
+    plans = build_plans(settings)  # checked as the web app checks them, without a Stripe client (never used here)
     async with (
         open_resources(settings) as resources,
         open_services(settings, resources.redis) as services,
         open_photo_pipeline(settings, services) as pipeline,
     ):
-        await billing.sync_plans()
-        await billing.aclose()
+        await sync_plans(plans)
         worker = create_worker(settings, resources, services, pipeline)
         freeze_startup_objects()
         try:

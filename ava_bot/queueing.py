@@ -99,9 +99,9 @@ class DrainQueue:
         """True when `token` holds the slot, or the slot was free (e.g. Redis lost it) and is now `token`'s."""
         return bool(await self._adopt(keys=[slot_key(user_id)], args=[token, self._ttl_ms]))
 
-    async def keep(self, user_id: int, token: str) -> None:
-        """Extend the lease of `token`'s slot."""
-        await self._keep(keys=[slot_key(user_id)], args=[token, self._ttl_ms])
+    async def keep(self, user_id: int, token: str) -> bool:
+        """Extend the lease of `token`'s slot; False when `token` no longer holds it."""
+        return bool(await self._keep(keys=[slot_key(user_id)], args=[token, self._ttl_ms]))
 
     async def hand_over(self, user_id: int, token: str, *, defer: float = 0.0) -> None:
         """Pass the slot to a continuation job enqueued now (runs after `defer` s, behind queued jobs)."""

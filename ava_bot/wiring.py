@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from arq.connections import ArqRedis
@@ -36,12 +36,11 @@ from ava_bot.ratelimits import RedisRateLimiter
 from ava_bot.redis import create_redis
 from ava_bot.settings import Settings
 from billing.entitlements import BillingEntitlements
-from billing.plans import DEFAULT_PLANS_PATH, load_plans, missing_price_ids
+from billing.plans import DEFAULT_PLANS_PATH, PlanConfig, load_plans, missing_price_ids
 from billing.service import BillingService, PhotosLeft
-from billing.stripe_api import StripeApi
 from channels.telegram import TELEGRAM, TelegramChannel, build_bot
 from channels.web import WebChannel
-from channels.whatsapp import WHATSAPP, WhatsAppChannel, build_whatsapp, graph_session
+from channels.whatsapp.parse import WHATSAPP
 from core.delivery import Deliverer, DeliveryConfig, record_platform_status
 from core.engine import ConversationEngine, EngineConfig
 from core.errors import ConfigError
@@ -59,11 +58,15 @@ from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
 from imaging.providers.base import ImageProvider
 from imaging.providers.factory import ProviderConfig, create_image_provider
-from imaging.s3 import S3Config, S3Connection, S3PhotoStore
 from imaging.safety import check_field
 from imaging.service import PhotoService
 from imaging.storage import LocalPhotoStore, PhotoStore
 from portal.links import PortalLinks
+
+if TYPE_CHECKING:  # each loaded only by a process configured to use it (see `build_whatsapp_channel`, `build_s3`)
+    from billing.stripe_api import StripeApi
+    from channels.whatsapp.channel import WhatsAppChannel
+    from imaging.s3 import S3Connection
 
 logger = logging.getLogger(__name__)
 
@@ -159,29 +162,43 @@ def plans_path(settings: Settings) -> Path:
     return DEFAULT_PLANS_PATH
 
 
-def build_billing(
-    settings: Settings, *, environ: Mapping[str, str] | None = None, photos_left: PhotosLeft | None = None
-) -> BillingService:
-    """Plans (the plans file, price ids from the environment) and Stripe; raises `ConfigError` on a bad plans file.
+def build_plans(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[PlanConfig]:
+    """The plans (the plans file, price ids from the environment), checked as `build_billing` checks them, with no
+    Stripe client: the worker syncs them at start and never calls Stripe. Raises `ConfigError` on a bad plans file,
+    and in production `MissingSettingsError` without STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET or a plan's price id.
 
     The default plan's price id is STRIPE_PRICE_ID (from Settings); other plans name their variable, read from
-    `environ` (default: the process environment). Production refuses to build without STRIPE_SECRET_KEY,
-    STRIPE_WEBHOOK_SECRET, or a price id for every plan; development without a key has no Stripe (the subscribe
-    page offers a labelled development activation).
-    """
+    `environ` (default: the process environment)."""
     env: dict[str, str | None] = dict(os.environ if environ is None else environ)
     env["STRIPE_PRICE_ID"] = settings.stripe_price_id
     plans = load_plans(plans_path(settings), env)
-    key = settings.stripe_secret_key.get_secret_value().strip() if settings.stripe_secret_key else ""
     if settings.is_production:
         webhook_secret = settings.stripe_webhook_secret
-        missing = [] if key else ["STRIPE_SECRET_KEY"]
+        missing = [] if _stripe_key(settings) else ["STRIPE_SECRET_KEY"]
         if webhook_secret is None or not webhook_secret.get_secret_value().strip():
             missing.append("STRIPE_WEBHOOK_SECRET")
         missing += missing_price_ids(plans)
         if missing:
             raise MissingSettingsError(missing)
-    stripe_api = StripeApi(key, api_base=settings.stripe_api_base) if key else None
+    return plans
+
+
+def _stripe_key(settings: Settings) -> str:
+    return settings.stripe_secret_key.get_secret_value().strip() if settings.stripe_secret_key else ""
+
+
+def build_billing(
+    settings: Settings, *, environ: Mapping[str, str] | None = None, photos_left: PhotosLeft | None = None
+) -> BillingService:
+    """Plans (`build_plans`, with its checks) and Stripe; development without STRIPE_SECRET_KEY has no Stripe (the
+    subscribe page offers a labelled development activation)."""
+    plans = build_plans(settings, environ=environ)
+    key = _stripe_key(settings)
+    stripe_api: StripeApi | None = None
+    if key:
+        from billing.stripe_api import StripeApi  # here: only a process that calls Stripe loads its library
+
+        stripe_api = StripeApi(key, api_base=settings.stripe_api_base)
     if stripe_api is not None and settings.stripe_webhook_secret is None:
         logger.warning("STRIPE_WEBHOOK_SECRET unset: /billing/webhook is off, subscriptions will not activate")
     return BillingService(
@@ -214,6 +231,10 @@ def build_channels(settings: Settings, redis: ArqRedis) -> list[Channel]:
 
 def build_whatsapp_channel(settings: Settings) -> WhatsAppChannel:
     """The WhatsApp adapter: a pywa client (`server=None`) on WHATSAPP_API_BASE_URL with its own HTTP client."""
+    # Imported here: pywa is loaded only by a process that has WhatsApp configured.
+    from channels.whatsapp.channel import WhatsAppChannel
+    from channels.whatsapp.client import build_whatsapp, graph_session
+
     session = graph_session(settings.whatsapp_api_base_url)
     wa = build_whatsapp(
         phone_id=settings.whatsapp_phone_id or "",
@@ -324,9 +345,14 @@ async def open_services(settings: Settings, redis: ArqRedis, **overrides: Any) -
         close = getattr(services.safety.moderation, "aclose", None)
         if close is not None:
             await close()
-        whatsapp = services.channels.get(WHATSAPP)
-        if isinstance(whatsapp, WhatsAppChannel):
-            await whatsapp.aclose()
+        # The WhatsApp adapter's own HTTP client (duck-typed: pywa is not loaded where WhatsApp is not configured).
+        close_whatsapp = getattr(services.channels.get(WHATSAPP), "aclose", None)
+        if close_whatsapp is not None:
+            await close_whatsapp()
+        # The LLM provider's HTTP client (an aiohttp session), when it was built here: an injected one is its owner's.
+        close_llm = getattr(services.llm, "aclose", None) if overrides.get("llm") is None else None
+        if close_llm is not None:
+            await close_llm()
 
 
 # -- photos -----------------------------------------------------------------------------------------------------
@@ -337,6 +363,8 @@ def build_s3(settings: Settings) -> S3Connection | None:
     S3_BUCKET is unset and photos live under MEDIA_DIR."""
     if not settings.s3_configured:
         return None
+    from imaging.s3 import S3Config, S3Connection  # here: botocore is loaded only when S3 is configured
+
     prefix = settings.s3_prefix.strip("/")
     return S3Connection(
         S3Config(
@@ -353,6 +381,8 @@ def build_s3(settings: Settings) -> S3Connection | None:
 def build_store(settings: Settings, s3: S3Connection | None = None) -> PhotoStore:
     """The served copies: under "photos/" in the S3 bucket when `s3` is given, else under MEDIA_DIR/photos."""
     if s3 is not None:
+        from imaging.s3 import S3PhotoStore  # loaded already: `s3` is open
+
         return S3PhotoStore(s3, "photos/")
     _require_no_s3(settings)
     return LocalPhotoStore(settings.media_dir / "photos")
@@ -361,6 +391,8 @@ def build_store(settings: Settings, s3: S3Connection | None = None) -> PhotoStor
 def build_originals(settings: Settings, s3: S3Connection | None = None) -> PhotoStore:
     """The private store of references' unwatermarked originals: apart from the served copies, never served."""
     if s3 is not None:
+        from imaging.s3 import S3PhotoStore  # loaded already: `s3` is open
+
         return S3PhotoStore(s3, "originals/")
     _require_no_s3(settings)
     return LocalPhotoStore(settings.media_dir / "originals")

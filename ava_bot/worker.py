@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from ava_bot import jobs
 from ava_bot.queueing import DRAIN_JOB
 from ava_bot.settings import Settings
+from ava_bot.wakeup import wake_on_enqueue
 from ava_bot.wiring import Resources, Services
 from imaging.jobs import PHOTO_JOB_TIMEOUT, photo_cron_jobs, photo_functions
 from imaging.pipeline import PhotoPipeline
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 #: ConnectionError, TimeoutError or, inside arq's WATCH, WatchError); the worker waits this long and polls again.
 REDIS_DOWN = (RedisError, OSError)
 REDIS_RETRY_SECONDS = 1.0
+#: Seconds between polls of the queue. A job due now starts at once on a wake-up (`ava_bot.wakeup`); the poll is
+#: the fallback (a lost wake-up, deferred jobs and retries), so it need not be short.
+POLL_DELAY = 0.5
 
 
 def job_functions(settings: Settings | None = None) -> list[Function]:
@@ -62,7 +66,7 @@ def worker_settings(
         "redis_pool": resources.redis,
         "on_startup": on_startup,
         "max_jobs": 20,
-        "poll_delay": 0.05,  # arq's 0.5 s default would add up to half a second to every turn and photo
+        "poll_delay": POLL_DELAY,
         "job_timeout": settings.job_timeout_seconds,
         # SIGTERM: stop taking jobs, let running ones finish this long, then cancel them (arq runs them again).
         "job_completion_wait": settings.shutdown_grace_seconds,
@@ -85,7 +89,7 @@ def create_worker(
         options["handle_signals"] = False
     # Through `arq.worker.create_worker`, looked up now: Sentry's arq integration wraps the job functions there
     # (and silences arq's own failure log), so a bare `Worker(...)` would report no failed job at all.
-    return ride_out_redis_outages(arq.worker.create_worker(options))
+    return wake_on_enqueue(ride_out_redis_outages(arq.worker.create_worker(options)))
 
 
 def ride_out_redis_outages(worker: Worker) -> Worker:

@@ -8,6 +8,12 @@ tool call for every message asking for a photo), makes the photos with the offli
 image, then the real watermark, C2PA signing and storage) and delivers everything through the real
 python-telegram-bot client to `tests.fakes.telegram.FakeTelegram`.
 
+By default the processes have Telegram, the LLM and the placeholder image provider configured, photos on local
+disk. `--all-services` configures, as a production deployment with every service would, WhatsApp (the fake Graph
+API), Stripe (the fake API: no call is made, the users are subscribed in the database), S3 photo storage (moto's S3
+server in this process) and the moderation layer (the fake moderation API, asked about every photo prompt) too; the
+users still write through Telegram.
+
 Messages are sent in batches with the backlog kept under one batch, so memory reflects steady work, not a queue.
 The inbound rate limit is raised for the run (INBOUND_PER_USER_PER_MINUTE) so no message is stored as `limited`.
 RSS (VmRSS) of both processes is read at the half-way turn and at the end, and the peak (VmHWM) at the end.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
@@ -36,10 +43,17 @@ from bench.ingest import TELEGRAM_SECRET, telegram_update
 from bench.postprocess import make_photo
 from core.models import Avatar, Direction, Message, MessageStatus, Mode
 from imaging.models import Photo
-from imaging.storage import LocalPhotoStore
+from imaging.s3 import S3Connection, S3PhotoStore
+from imaging.storage import LocalPhotoStore, PhotoStore
+from tests.fakes import stripe as fake_stripe
+from tests.fakes import whatsapp as fake_whatsapp
 from tests.fakes.entitlements import subscribe
+from tests.fakes.moderation import FakeModerations
+from tests.fakes.s3 import MotoS3
 from tests.fakes.server import FakeServer
+from tests.fakes.stripe import FakeStripe
 from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.whatsapp import FakeGraph
 from tests.support import ready_user
 
 TARGET_MB = 200.0
@@ -111,7 +125,7 @@ def update(n: int, users: int, photo_every: int) -> tuple[str, bytes, dict[str, 
     return path, json.dumps(body).encode(), headers
 
 
-async def bench_users(count: int, store: LocalPhotoStore) -> None:
+async def bench_users(count: int, store: PhotoStore) -> None:
     """`count` Telegram users in intimate mode, subscribed, whose avatar has an approved reference photo (stored
     where the worker reads photos: every photo is conditioned on it)."""
     reference = await store.put(make_photo(832, 1248))
@@ -146,15 +160,55 @@ async def wait_for(check: Any, target: int, procs: list[AvaProcess], within: flo
         await asyncio.sleep(0.1)
 
 
-async def run(turns: int, photos: int, users: int, batch: int) -> dict[str, Any]:
+async def all_services(stack: contextlib.AsyncExitStack) -> tuple[dict[str, str], S3Connection]:
+    """Start the fakes of WhatsApp, Stripe, moderation and S3; the settings configuring them, and an open
+    connection to the bucket (where the users' reference photos go)."""
+    graph = await stack.enter_async_context(FakeGraph())
+    stripe = await stack.enter_async_context(FakeStripe())
+    moderation = await stack.enter_async_context(FakeModerations())
+    moderation.requests = _Discard()
+    s3 = stack.enter_context(MotoS3())
+    bucket = "ava-bench"
+    await s3.create_bucket(bucket)
+    connection = await stack.enter_async_context(S3Connection(s3.config(bucket)))
+    settings = {
+        "whatsapp_enabled": "true",
+        "whatsapp_phone_id": fake_whatsapp.PHONE_ID,
+        "whatsapp_token": "bench-whatsapp-token",
+        "whatsapp_app_secret": "bench-whatsapp-app-secret",
+        "whatsapp_verify_token": "bench-whatsapp-verify-token",
+        "whatsapp_api_base_url": graph.url,
+        "stripe_secret_key": fake_stripe.API_KEY,
+        "stripe_webhook_secret": fake_stripe.WEBHOOK_SECRET,
+        "stripe_price_id": fake_stripe.PRICE_ID,
+        "stripe_api_base": stripe.url,
+        "moderation_disabled": "false",
+        "moderation_base_url": f"{moderation.url}/v1",
+        "moderation_api_key": "bench-moderation-key",
+        **s3.settings(bucket),
+    }
+    return settings, connection
+
+
+async def run(turns: int, photos: int, users: int, batch: int, *, every_service: bool = False) -> dict[str, Any]:
     """Drive the two processes; their RSS at the half-way turn and at the end, and their peaks."""
     photo_every = turns // photos if photos else 0
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        async with FakeTelegram() as telegram, QuietLLM() as llm, temporary_database() as db_url:
+        async with (
+            FakeTelegram() as telegram,
+            QuietLLM() as llm,
+            temporary_database() as db_url,
+            contextlib.AsyncExitStack() as stack,
+        ):
             telegram.calls = _Discard()  # the fake keeps no record: 10,000 sends would only fill this process
-            await bench_users(users, LocalPhotoStore(workdir / "media" / "photos"))
+            services: dict[str, str] = {}
+            store: PhotoStore = LocalPhotoStore(workdir / "media" / "photos")
+            if every_service:
+                services, connection = await all_services(stack)
+                store = S3PhotoStore(connection, "photos/")
+            await bench_users(users, store)
             env = ava_env(
                 workdir,
                 db_url,
@@ -166,6 +220,7 @@ async def run(turns: int, photos: int, users: int, batch: int) -> dict[str, Any]
                 image_provider="placeholder",
                 inbound_per_user_per_minute="100000",
                 photo_requests_per_user_per_hour="1000",
+                **services,
             )
             web_proc = AvaProcess("serve", env, workdir, port=free_port())
             worker = AvaProcess("worker", env, workdir)
@@ -216,13 +271,21 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--batch", type=int, default=200, help="webhooks sent at once; the backlog stays under it")
+    parser.add_argument(
+        "--all-services", action="store_true", help="also configure WhatsApp, Stripe, S3 and moderation (see above)"
+    )
     args = parser.parse_args()
     # The fakes' server logs a traceback each time a client drops a keep-alive connection: noise, not a failure.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    result = asyncio.run(run(args.turns, args.photos, args.users, args.batch))
+    result = asyncio.run(run(args.turns, args.photos, args.users, args.batch, every_service=args.all_services))
+    configured = (
+        "Telegram, WhatsApp, Stripe, S3, moderation"
+        if args.all_services
+        else "Telegram (no WhatsApp, Stripe, S3, moderation)"
+    )
     print(
         f"{args.turns} turns and {result['photos_ready']} photos ready, {args.users} users, "
-        f"in {result['seconds']:.0f} s"
+        f"in {result['seconds']:.0f} s; configured: {configured}"
     )
     for name in result["peak"]:
         half, end, peak = result["half"][name], result["end"][name], result["peak"][name]

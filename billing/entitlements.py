@@ -5,18 +5,25 @@ or granted by an admin or the development activation, and the period not over). 
 per billing period, reference regenerations and messages per UTC day) are consumed through `billing.quotas`:
 atomically, and idempotently on each charge's key. There is no allow-all gate: development users subscribe
 through the subscribe page's development activation or `ava-bot grant`.
+
+A chat turn asks `check` before the model runs (one statement: the subscription, its plan and the day's usage) and
+`charge_checked` inside the transaction that commits the turn (one statement, no transaction of its own), so a
+turn's unit is consumed exactly when the turn is done, and a turn that never finishes consumes nothing. Both are
+plain SQL: they run on every chat turn.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from billing.models import Plan, QuotaKind, Subscription
+from billing.models import Plan, QuotaCharge, QuotaKind, Subscription
 from billing.quotas import consume, give_back, is_charged, plan_limit, quota_period, used_units
 from billing.subscriptions import is_entitled
+from core.inbox import _postgres, _sql
 from core.ports import QuotaKind as QuotaKindName
 from core.ports import QuotaVerdict
 
@@ -67,6 +74,51 @@ class BillingEntitlements:
         logger.info("%s quota of user %s used up (%s per period)", kind, user_id, limit)
         return QuotaVerdict(False, "quota", limit=limit, renews_at=period.renews_at)
 
+    async def check(self, user_id: int, kind: QuotaKindName, key: str) -> QuotaVerdict:
+        """Whether one unit of `kind` may be charged under `key` now (consumes nothing; see `charge_checked`)."""
+        now = self._clock()
+        if QuotaKind(kind) == QuotaKind.PHOTO:  # its period depends on the subscription: two reads
+            found = await self._entitled_plan(user_id, now)
+            used = None
+        else:  # a daily quota: the subscription, its plan and the day's usage in one statement
+            found, used = await _subscription_and_usage(user_id, kind, quota_period(None, kind, now).key)
+            if found is not None and not is_entitled(found[0], now):
+                found = None
+        if found is None:
+            if await is_charged(key):  # charged while entitled: the same key answers the same
+                return QuotaVerdict(True)
+            return QuotaVerdict(False, "subscription")
+        subscription, plan = found
+        limit = plan_limit(plan, kind)
+        period = quota_period(subscription, kind, now)
+        if used is None:
+            used = await used_units(user_id, kind, period.key)
+        if used < limit or await is_charged(key):
+            return QuotaVerdict(True, limit=limit, renews_at=period.renews_at, period=period.key)
+        logger.info("%s quota of user %s used up (%s per period)", kind, user_id, limit)
+        return QuotaVerdict(False, "quota", limit=limit, renews_at=period.renews_at)
+
+    async def charge_checked(self, user_id: int, kind: QuotaKindName, key: str, verdict: QuotaVerdict) -> bool:
+        """Consume the unit `check` allowed, inside the caller's transaction: the charge row (its unique key refuses
+        a second one), then one more unit used in the period unless its limit is reached (an upsert: the period's
+        first unit creates its counter). False when no unit is left: the caller rolls back, charge row included."""
+        if verdict.period is None or verdict.limit is None:  # allowed on an earlier charge of this key
+            return await is_charged(key)
+        kind_value = QuotaKind(kind).value
+        values = [user_id, key, kind_value, verdict.period, self._clock(), verdict.limit]
+        if _postgres():  # both in one statement: the unit is taken only when the charge row was inserted
+            [row] = await _sql(_CHARGE_AND_TAKE, values)
+            if row["charged"]:
+                return bool(row["taken"])
+        elif await _sql(_CHARGE, values[:5]):
+            return bool(await _sql(_TAKE_UNIT, [user_id, kind_value, verdict.period, verdict.limit]))
+        # Charged before: consumed once already, unless refunded since (then charged again).
+        existing = await QuotaCharge.get(key=key)
+        if existing.refunded_at is None:
+            return True
+        await QuotaCharge.filter(id=existing.id).update(refunded_at=None, period_key=verdict.period)
+        return bool(await _sql(_TAKE_UNIT, [user_id, kind_value, verdict.period, verdict.limit]))
+
     async def refund(self, key: str) -> bool:
         """Give back the unit charged under `key`, once."""
         return await give_back(key, self._clock())
@@ -114,6 +166,68 @@ class BillingEntitlements:
             )
             return None
         return subscription, plan
+
+
+# `charge_checked`: the charge row, then the unit (both refuse rather than overspend or charge a key twice).
+_CHARGE = """
+INSERT INTO quota_charges (user_id, key, kind, period_key, created_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key) DO NOTHING
+RETURNING id
+"""
+_TAKE_UNIT = """
+INSERT INTO quota_usage (user_id, kind, period_key, used) VALUES ($1, $2, $3, 1)
+ON CONFLICT (user_id, kind, period_key) DO UPDATE SET used = quota_usage.used + 1 WHERE quota_usage.used < $4
+RETURNING used
+"""
+# PostgreSQL: both as one statement (SQLite has no data-modifying CTEs).
+_CHARGE_AND_TAKE = """
+WITH charged AS (
+  INSERT INTO quota_charges (user_id, key, kind, period_key, created_at) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (key) DO NOTHING
+  RETURNING id
+), taken AS (
+  INSERT INTO quota_usage (user_id, kind, period_key, used) SELECT $1, $3, $4, 1 FROM charged
+  ON CONFLICT (user_id, kind, period_key) DO UPDATE SET used = quota_usage.used + 1 WHERE quota_usage.used < $6
+  RETURNING used
+)
+SELECT (SELECT count(*) FROM charged) AS charged, (SELECT count(*) FROM taken) AS taken
+"""
+
+
+@functools.cache
+def _subscription_query() -> str:
+    """The subscription, its plan and one period's usage of a user (columns prefixed `s_`, `p_`; then `used`).
+    Built on first use: the column lists come from the models, complete once the ORM is initialised."""
+    subscription = ", ".join(f's."{c}" AS "s_{c}"' for c in sorted(Subscription._meta.db_fields))
+    plan = ", ".join(f'p."{c}" AS "p_{c}"' for c in sorted(Plan._meta.db_fields))
+    return (
+        f"SELECT {subscription}, {plan}, u.used AS used FROM subscriptions s "  # noqa: S608 (names from the models)
+        "LEFT JOIN plans p ON p.id = s.plan_id "
+        "LEFT JOIN quota_usage u ON u.user_id = s.user_id AND u.kind = $2 AND u.period_key = $3 "
+        "WHERE s.user_id = $1"
+    )
+
+
+async def _subscription_and_usage(
+    user_id: int, kind: QuotaKindName, period_key: str
+) -> tuple[tuple[Subscription, Plan] | None, int]:
+    """The user's subscription with its plan (None: no subscription, or no plan at all) and the units of `kind`
+    used in `period_key`, in one statement."""
+    rows = await _sql(_subscription_query(), [user_id, QuotaKind(kind).value, period_key])
+    if not rows:
+        return None, 0
+    row = rows[0]
+    used = int(row["used"] or 0)
+    subscription = Subscription._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("s_")})
+    plan: Plan | None = None
+    if row["p_id"] is not None:
+        plan = Plan._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("p_")})
+    else:
+        plan = await _plan_of(subscription)  # no plan of its own (or a plan removed): the default plan
+    if plan is None:
+        logger.warning("subscription %s of user %s has no plan and no default plan exists", subscription.id, user_id)
+        return None, used
+    return (subscription, plan), used
 
 
 async def _plan_of(subscription: Subscription) -> Plan | None:

@@ -52,9 +52,11 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(today + timedelta(days=1), time(0, 0), tzinfo=UTC)
 
 
-def quota_period(subscription: Subscription, kind: QuotaKind | str, now: datetime) -> Period:
-    """Photos count per billing period (or grant), regenerations and messages per UTC day."""
+def quota_period(subscription: Subscription | None, kind: QuotaKind | str, now: datetime) -> Period:
+    """Photos count per billing period (or grant), regenerations and messages per UTC day (a daily period needs no
+    subscription)."""
     if QuotaKind(kind) == QuotaKind.PHOTO:
+        assert subscription is not None, "a photo period is the subscription's"
         start = subscription.current_period_start or subscription.created_at
         return Period(f"period:{start.astimezone(UTC).isoformat()}", subscription.current_period_end)
     return Period(f"day:{now.astimezone(UTC).date().isoformat()}", next_utc_midnight(now))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
@@ -31,18 +31,20 @@ from billing.errors import (
 )
 from billing.models import Plan, Subscription, SubscriptionStatus
 from billing.plans import PlanConfig, SyncResult, sync_plans
-from billing.stripe_api import StripeApi
 from billing.subscriptions import (
     ENDED_STATUSES,
+    FETCH_STAMP_MARGIN,
     PAYMENT_DUE_STATUSES,
     add_interval,
     is_entitled,
     is_open_in_stripe,
     parse_subscription,
 )
-from billing.webhook import FETCH_STAMP_MARGIN
 from core.errors import ConfigError
 from core.models import User
+
+if TYPE_CHECKING:  # the Stripe library is loaded only by a process that builds a `StripeApi` (not the worker)
+    from billing.stripe_api import StripeApi
 
 logger = logging.getLogger(__name__)
 

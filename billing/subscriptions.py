@@ -30,6 +30,9 @@ PAYMENT_FAILED_STATUSES = frozenset({SubscriptionStatus.PAST_DUE, SubscriptionSt
 PAYMENT_DUE_STATUSES = PAYMENT_FAILED_STATUSES | {SubscriptionStatus.INCOMPLETE}
 #: Statuses of a Stripe subscription that is over for good (nothing to cancel; a new checkout may start).
 ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+#: A subscription fetched from Stripe counts as this many seconds newer than our clock: the signature check
+#: (tolerance 300 s) bounds how far our clock and Stripe's disagree, so no older event can outrank a fetch.
+FETCH_STAMP_MARGIN = 300
 
 
 def is_entitled(sub: Subscription | None, now: datetime) -> bool:

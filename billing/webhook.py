@@ -33,6 +33,7 @@ from billing.errors import StripeObjectMissing, StripeUnavailable
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.stripe_api import StripeApi
 from billing.subscriptions import (
+    FETCH_STAMP_MARGIN,
     PAYMENT_FAILED_STATUSES,
     Change,
     StripeSubscription,
@@ -52,9 +53,6 @@ SUBSCRIPTION_EVENTS = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
 HANDLED_EVENTS = SUBSCRIPTION_EVENTS | {"checkout.session.completed", "invoice.paid", "invoice.payment_failed"}
-#: A subscription fetched from Stripe counts as this many seconds newer than our clock: the signature check
-#: (tolerance 300 s) bounds how far our clock and Stripe's disagree, so no older event can outrank a fetch.
-FETCH_STAMP_MARGIN = 300
 MAX_BIGINT = 2**63 - 1
 
 Schedule = Callable[[int], Awaitable[object]]

@@ -20,8 +20,9 @@ import logging
 import re
 from collections.abc import Sequence
 
+from core.inbox import _postgres, _sql
 from core.messages import ChatRef, TextReply
-from core.models import Avatar, Direction, Message, Mode, User
+from core.models import Avatar, Direction, Mode, User
 from core.outcome import Outcome
 from core.persona import SEND_PHOTO_TOOL, build_system_prompt, photo_blocked_line, photo_line
 from core.ports import ChatMessage, Entitlements, LLMProvider, PhotoRequests, RateLimiter, ToolCall
@@ -40,6 +41,19 @@ _INTERNAL_NOTE = re.compile(
 )
 
 
+# Plain SQL, run on every chat turn (`core.inbox._sql` adapts the placeholders to SQLite).
+_HISTORY = "SELECT direction, text FROM messages WHERE user_id = $1 AND in_history = $2 ORDER BY id DESC LIMIT $3"
+_AVATAR = (
+    "SELECT * FROM avatars WHERE user_id = $1 AND approved_at IS NOT NULL ORDER BY approved_at DESC, id DESC LIMIT 1"
+)
+# PostgreSQL: the avatar's row with the history, newest first, as an array of (direction, text) in one statement.
+_AVATAR_AND_HISTORY = (
+    "SELECT a.*, ARRAY(SELECT ROW(h.direction, h.text) FROM messages h "  # noqa: S608 (constants)
+    "WHERE h.user_id = $1 AND h.in_history ORDER BY h.id DESC LIMIT $2) AS history "
+    f"FROM ({_AVATAR}) a"
+)
+
+
 def strip_internal_notes(text: str) -> str:
     """The model's answer without bracketed stage notes about photos, whitespace tidied."""
     cleaned = _INTERNAL_NOTE.sub("", text)
@@ -50,13 +64,30 @@ async def load_history(
     user_id: int, *, limit: int = HISTORY_MESSAGES, budget: int = HISTORY_CHARS
 ) -> list[ChatMessage]:
     """The latest history messages of the user, oldest first, within `limit` messages and `budget` characters."""
-    # Only the two columns the prompt needs: no model objects, no JSON payloads parsed (CPU on every turn).
-    rows = (
-        await Message.filter(user_id=user_id, in_history=True)
-        .order_by("-id")
-        .limit(limit)
-        .values_list("direction", "text")
-    )
+    # Only the two columns the prompt needs, in plain SQL: no model objects, no JSON payloads parsed, no query
+    # building (CPU on every turn).
+    rows = await _sql(_HISTORY, [user_id, True, limit])
+    return _bounded([(row["direction"], row["text"]) for row in rows], budget)
+
+
+async def load_avatar_and_history(user_id: int) -> tuple[Avatar | None, list[ChatMessage]]:
+    """The user's current avatar (`latest_avatar`) and history (`load_history`): one statement on PostgreSQL."""
+    if not _postgres():
+        return await latest_avatar(user_id), await load_history(user_id)
+    rows = await _sql(_AVATAR_AND_HISTORY, [user_id, HISTORY_MESSAGES])
+    if not rows:
+        return None, await load_history(user_id)
+    return Avatar._init_from_db(**rows[0]), _bounded(rows[0]["history"], HISTORY_CHARS)
+
+
+async def latest_avatar(user_id: int) -> Avatar | None:
+    """The user's latest approved avatar version (the one chat and photos use)."""
+    rows = await _sql(_AVATAR, [user_id])
+    return Avatar._init_from_db(**rows[0]) if rows else None
+
+
+def _bounded(rows: Sequence[tuple[str, str | None]], budget: int) -> list[ChatMessage]:
+    """History messages from (direction, text) rows, newest first, within `budget` characters; oldest first."""
     history: list[ChatMessage] = []
     used = 0
     for direction, stored in rows:  # newest first
@@ -98,11 +129,15 @@ class ChatTurn:
         self._rate_limiter = rate_limiter
         self._photo_rate = photo_requests_per_hour
 
-    async def run(self, user: User, avatar: Avatar, text: str, *, message_id: int, ref: ChatRef) -> Outcome:
-        """Answer `text`; in intimate mode the model may call `send_photo` (recorded by an effect at commit)."""
+    async def run(self, user: User, text: str, *, message_id: int, ref: ChatRef) -> Outcome | None:
+        """Answer `text`; in intimate mode the model may call `send_photo` (recorded by an effect at commit). None
+        when the user has no approved avatar (the caller restarts the setup)."""
+        avatar, history = await load_avatar_and_history(user.id)
+        if avatar is None:
+            return None
         messages: Sequence[ChatMessage] = [
             ChatMessage("system", build_system_prompt(avatar, Mode(user.mode))),
-            *await load_history(user.id),
+            *history,
             ChatMessage("user", text),
         ]
         intimate = user.mode == Mode.INTIMATE

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.errors import DeliveryError
 from core.messages import ChatRef, LinkReply, PhotoReady, Reply, reply_from_payload, reply_text, reply_to_payload
@@ -48,18 +49,27 @@ async def store_replies(user_id: int, ref: ChatRef, outcome: Outcome, *, key: st
 
     `key` makes the rows unique on (channel, external id) — photo notices use the photo id.
     """
-    for index, reply in enumerate(outcome.replies):
-        await Message.create(
-            user_id=user_id,
-            direction=Direction.OUTBOUND,
-            channel=ref.channel,
-            chat_id=ref.chat_id,
-            external_message_id=f"{key}:{index}" if key else None,
-            text=reply_text(reply),
-            payload=reply_to_payload(reply),
-            in_history=outcome.history_reply == index,
-            status=MessageStatus.PENDING,
-        )
+    for values in outbound_rows(user_id, ref, outcome, key=key):
+        await Message.create(**values)
+
+
+def outbound_rows(user_id: int, ref: ChatRef, outcome: Outcome, *, key: str | None = None) -> list[dict[str, Any]]:
+    """The field values of the outcome's replies as pending outbound rows to `ref` (what `store_replies` writes;
+    the turn runner writes them with its commit's one statement)."""
+    return [
+        {
+            "user_id": user_id,
+            "direction": Direction.OUTBOUND,
+            "channel": ref.channel,
+            "chat_id": ref.chat_id,
+            "external_message_id": f"{key}:{index}" if key else None,
+            "text": reply_text(reply),
+            "payload": reply_to_payload(reply),
+            "in_history": outcome.history_reply == index,
+            "status": MessageStatus.PENDING,
+        }
+        for index, reply in enumerate(outcome.replies)
+    ]
 
 
 async def hold_chat(ref: ChatRef, reason: str) -> int:
@@ -132,7 +142,20 @@ async def record_platform_status(
 
 async def is_unreachable(ref: ChatRef) -> bool:
     """Whether the platform told us this chat cannot be reached."""
-    return await ChannelIdentity.exists(channel=ref.channel, external_user_id=ref.chat_id, unreachable_at__isnull=False)
+    from core.inbox import _sql  # here: core.inbox imports this module
+
+    return bool(await _sql(_UNREACHABLE, [ref.channel, ref.chat_id]))
+
+
+# Plain SQL for what every delivered reply runs (`core.inbox._sql` adapts the placeholders to SQLite).
+_UNREACHABLE = (
+    "SELECT 1 AS unreachable FROM channel_identities "
+    "WHERE channel = $1 AND external_user_id = $2 AND unreachable_at IS NOT NULL LIMIT 1"
+)
+_SENT = (
+    "UPDATE messages SET status = $1, processed_at = $2, platform_message_id = $3, next_attempt_at = NULL "
+    "WHERE id = $4 AND status = $5 RETURNING id"
+)
 
 
 async def mark_unreachable(ref: ChatRef, reason: str) -> None:
@@ -206,11 +229,17 @@ class Deliverer:
         except Exception as exc:  # an adapter bug or an unexpected client error: retried, then dead-lettered
             logger.exception("sending reply %s through %s failed", row.id, row.channel)
             return await self._retry_later(row, f"{type(exc).__name__}: {exc}", None)
-        await Message.filter(id=row.id, status=MessageStatus.PENDING).update(
-            status=MessageStatus.SENT,
-            processed_at=datetime.now(UTC),
-            platform_message_id=delivery.platform_message_id,
-            next_attempt_at=None,
+        from core.inbox import _sql  # here: core.inbox imports this module
+
+        await _sql(
+            _SENT,
+            [
+                MessageStatus.SENT.value,
+                datetime.now(UTC),
+                delivery.platform_message_id,
+                row.id,
+                MessageStatus.PENDING.value,
+            ],
         )
         return None
 

@@ -9,7 +9,8 @@ runner commits together with the user, the replies and the inbound status in one
 `photo_event` runs inside the transaction that finishes a photo and does no network I/O.
 
 Paid features go through the `Entitlements` port: a text for the model needs a subscription, then a unit of
-today's messages (charged under the message's key, so a retried turn charges once); `/avatar` needs a
+today's messages (checked before the model runs, charged under the message's key in the turn's own commit, so a
+turn charges once, and only when it is done); `/avatar` needs a
 subscription and a unit of today's reference regenerations, as do a subscriber's regenerations in the setup
 (the first reference of the initial setup is free, and unsubscribed users keep their free regenerations).
 
@@ -25,7 +26,8 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from core.chat import ChatTurn
+from core.chat import ChatTurn, latest_avatar
+from core.errors import StateChanged
 from core.linking import find_code, link_token, parse_link, usable
 from core.messages import Choice, ChoicesReply, InboundMessage, LinkReply, PhotoReady, Reply, TextReply
 from core.models import Avatar, Mode, SetupStep, User
@@ -206,18 +208,26 @@ class ConversationEngine:
             if msg.choice.startswith(MODE_PREFIX):
                 return self._set_mode(user, msg.choice.removeprefix(MODE_PREFIX))
             return Outcome([TextReply(PASSED_LINE)])  # a button of a finished setup: never text for the LLM
-        # Charged before the model runs, under the message's key: a retried or recomputed turn charges once. The
-        # charge also answers "may this user chat" (refused for want of a subscription: the paywall), so the
-        # subscription is read once per turn.
-        verdict = await self._entitlements.charge(user.id, "message", message_key(message_id))
+        # Checked before the model runs (a refused turn never reaches it); the check also answers "may this user
+        # chat" (refused for want of a subscription: the paywall), so the subscription is read once per turn. The
+        # unit is charged under the message's key by the turn's own commit (an effect): consumed exactly when the
+        # turn is done, never by a turn that fails; gone meanwhile -> the commit rolls back, the turn is recomputed.
+        key = message_key(message_id)
+        verdict = await self._entitlements.check(user.id, "message", key)
         if not verdict.allowed:
             if verdict.reason == "subscription":
                 return Outcome([self._paywall(user)])
             return Outcome([TextReply(messages_used_up_line(verdict))])
-        avatar = await current_avatar(user)
-        if avatar is None:  # defensive: DONE always has an approved avatar
+        outcome = await self._chat.run(user, text, message_id=message_id, ref=msg.ref)
+        if outcome is None:  # no approved avatar (defensive: DONE always has one)
             return Outcome([restart(user)])
-        return await self._chat.run(user, avatar, text, message_id=message_id, ref=msg.ref)
+
+        async def charge() -> None:
+            if not await self._entitlements.charge_checked(user.id, "message", key, verdict):
+                raise StateChanged(f"the message quota of user {user.id} was used up during the turn")
+
+        outcome.effects.insert(0, charge)
+        return outcome
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -365,4 +375,4 @@ class ConversationEngine:
 
 async def current_avatar(user: User) -> Avatar | None:
     """The user's latest approved avatar version (the one chat and photos use)."""
-    return await Avatar.filter(user_id=user.id, approved_at__isnull=False).order_by("-approved_at", "-id").first()
+    return await latest_avatar(user.id)

@@ -5,6 +5,10 @@ it does not reshape), not `chat.completions.create`: `create` first walks the wh
 TypedDict annotations (`maybe_transform`), which for a 40-message history costs ~4-5 ms of CPU per call and
 changes nothing in our plain string/dict payload. Everything else is the SDK's own: base URL, auth header,
 timeout, retries with backoff, the error classes, and the typed `ChatCompletion` answer.
+
+The SDK's HTTP client runs on its aiohttp transport (`DefaultAioHttpClient`, the SDK's `aiohttp` extra: aiohttp is
+a dependency of ours anyway): the same requests and SDK behaviour for about a fifth less CPU per call than its
+default httpx2 transport (measured against the local fake server).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from openai.types.chat import ChatCompletion
 
 from core.errors import LLMUnavailable
@@ -44,7 +48,11 @@ class OpenAICompatibleLLM:
         client: AsyncOpenAI | None = None,
     ) -> None:
         self._client = client or AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=DefaultAioHttpClient(timeout=timeout),
         )
         self._model = model
         self._max_tokens = max_tokens

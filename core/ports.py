@@ -117,6 +117,8 @@ class QuotaVerdict:
     limit: int | None = None
     #: When the quota starts again (the next billing period, or the next UTC midnight).
     renews_at: datetime | None = None
+    #: The quota period a unit allowed by `Entitlements.check` is charged to (opaque to the core).
+    period: str | None = None
 
 
 @runtime_checkable
@@ -132,6 +134,17 @@ class Entitlements(Protocol):
 
         Idempotent: charging a key again consumes nothing more and answers allowed.
         """
+        ...
+
+    async def check(self, user_id: int, kind: QuotaKind, key: str) -> QuotaVerdict:
+        """Whether one unit of `kind` may be charged under `key` now (a key charged already: allowed), consuming
+        nothing. The unit is then charged by `charge_checked` in the transaction that commits what it pays for."""
+        ...
+
+    async def charge_checked(self, user_id: int, kind: QuotaKind, key: str, verdict: QuotaVerdict) -> bool:
+        """Consume the unit an allowing `check` answered with `verdict`, INSIDE the caller's open transaction (no
+        transaction or savepoint of its own: one or two statements). False when the unit is gone meanwhile: the
+        caller then rolls back. Idempotent on `key`: a key charged already consumes nothing more."""
         ...
 
     async def refund(self, key: str) -> bool:
@@ -249,8 +262,9 @@ class TurnQueue(Protocol):
         """A starting drain job: True when its token holds the slot (or the slot was free and is now its own)."""
         ...
 
-    async def keep(self, user_id: int, token: str) -> None:
-        """Extend the slot's lease while the job works."""
+    async def keep(self, user_id: int, token: str) -> bool:
+        """Extend the slot's lease while the job works; False when `token` no longer holds the slot (the lease ran
+        out, or Redis lost it and another job took it): the job must then stop before sending anything."""
         ...
 
     async def hand_over(self, user_id: int, token: str, *, defer: float = 0.0) -> None:

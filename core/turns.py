@@ -4,11 +4,12 @@ A drain job holds the user's drain slot (`TurnQueue`: one drain per user at a ti
 works for a short slice: it delivers the user's pending replies, then takes the oldest pending inbound
 message and runs its turn:
 
-1. read the user and the message (no transaction), count the attempt;
+1. count the attempt (committed before the turn runs) and read the user: one statement on PostgreSQL;
 2. `ConversationEngine.handle` with NO transaction or connection held — the LLM call included — while the
    channel shows "typing";
-3. commit in ONE short transaction: the inbound status flip (only from pending: a message is done once),
-   the engine's effects (avatar versions, photo requests), the user's state (one conditional UPDATE of the
+3. commit in ONE short transaction: the engine's effects (the message's quota unit, avatar versions, photo
+   requests), then one statement: the inbound status flip (only from pending: a message is done once; else
+   everything rolls back), the user's state (one conditional UPDATE of the
    fields the turn changed, only if no one changed the user meanwhile: `User.version`, else the turn is
    computed again) and the outbound reply rows;
 4. dispatch recorded photos, deliver the replies.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import traceback
 from contextlib import AbstractAsyncContextManager
@@ -36,9 +38,10 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.activity import DEFAULT_INTERVAL, showing
-from core.delivery import Deliverer, is_unreachable, store_replies
+from core.delivery import Deliverer, is_unreachable, outbound_rows, store_replies
 from core.engine import ConversationEngine
 from core.errors import StateChanged
+from core.inbox import _postgres, _sql
 from core.messages import ChatRef, Choice, InboundMessage, TextReply
 from core.models import DeadLetter, Direction, Message, MessageStatus, User
 from core.outcome import Outcome
@@ -64,6 +67,9 @@ class RunnerConfig:
     slice_turns: int = 3
     slice_seconds: float = 1.0
     activity_interval: float = DEFAULT_INTERVAL
+    #: A drain extends its slot's lease (`TurnQueue.keep`) after a turn only when it last did so this long ago:
+    #: well within the lease (minutes), and a Redis round trip saved on most turns.
+    keep_every_seconds: float = 15.0
 
 
 class TurnRunner:
@@ -113,13 +119,23 @@ class TurnRunner:
     async def drain(self, user_id: int, *, token: str | None = None, whole: bool = False) -> float | None:
         """Deliver and process the user's pending work for one slice; return seconds until the next slice, or
         None when nothing is left. `whole=True` ignores the slice (tests, tools)."""
-        deadline = time.monotonic() + self._config.slice_seconds
+        kept = time.monotonic()  # the job took or adopted the slot (a fresh lease) just before
+        deadline = kept + self._config.slice_seconds
         turns = 0
         while True:
             # One look at the user's pending rows, both directions: replies first (all of them, in order), then
             # the oldest pending message. A look that hit the limit and held no message looks again.
             rows = await pending_rows(user_id)
-            wait = await self._deliverer.deliver_rows([r for r in rows if r.direction == Direction.OUTBOUND])
+            outbound = [r for r in rows if r.direction == Direction.OUTBOUND]
+            if outbound and token is not None:
+                # Sending is the one step a second drain must never repeat: if the slot is no longer this job's
+                # (its lease ran out, or Redis lost it and another drain took it), stop and leave the rows to that
+                # drain. Checking also extends the lease.
+                if not await self._queue.keep(user_id, token):
+                    logger.info("drain of user %s stopped: its slot belongs to another job now", user_id)
+                    return None
+                kept = time.monotonic()
+            wait = await self._deliverer.deliver_rows(outbound)
             if wait is not None:
                 return wait
             pending = next((r for r in rows if r.direction == Direction.INBOUND), None)
@@ -131,10 +147,12 @@ class TurnRunner:
                 return 0.0
             retry_in = await self._run_turn(pending)
             turns += 1
-            if token is not None:
+            if token is not None and time.monotonic() - kept >= self._config.keep_every_seconds:
                 await self._queue.keep(user_id, token)
+                kept = time.monotonic()
             if retry_in is not None:
-                await self._deliverer.deliver_pending(user_id)
+                if token is None or await self._queue.keep(user_id, token):  # as above: never send twice
+                    await self._deliverer.deliver_pending(user_id)
                 return retry_in
 
     # -- one turn ----------------------------------------------------------------------------------------------
@@ -150,13 +168,13 @@ class TurnRunner:
         """`run_turn` of a row just read pending (by the drain holding the user's slot)."""
         started = time.monotonic()
         attempts = row.attempts + 1
-        await Message.filter(id=row.id).update(attempts=attempts)
+        user = await count_attempt(row.id, attempts, row.user_id)
         if attempts > self._config.max_turn_attempts:  # earlier runs crashed the worker before they could count
             await self._give_up(row, attempts - 1, "the turn never finished (the worker stopped during it)")
             return None
         ref = ChatRef(row.channel, row.chat_id)
         try:
-            outcome = await self._compute_and_commit(row, ref)
+            outcome = await self._compute_and_commit(row, ref, user)
         except Exception as exc:
             return await self._failed_attempt(row, attempts, exc, started)
         duration_ms = (time.monotonic() - started) * 1000
@@ -173,9 +191,12 @@ class TurnRunner:
             await self._photos.dispatch(photo_id)
         return None
 
-    async def _compute_and_commit(self, row: Message, ref: ChatRef) -> Outcome | None:
+    async def _compute_and_commit(self, row: Message, ref: ChatRef, user: User | None) -> Outcome | None:
+        """Compute the turn on `user` (read with the attempt; None: gone) and commit it; on a state change, read the
+        user again and compute it again."""
         for _ in range(CONFLICT_RETRIES):
-            user = await User.get(id=row.user_id)
+            if user is None:
+                user = await User.get(id=row.user_id)
             before = user_state(user)
             msg = await self._inbound(row, user, ref)
             channel = self._deliverer.channel(ref.channel)
@@ -185,31 +206,25 @@ class TurnRunner:
                 return await self._commit(row, user, before, ref, outcome)
             except StateChanged:
                 logger.info("user %s changed during message %s: computing the turn again", user.id, row.id)
+            user = None
         raise RuntimeError(f"user state kept changing during message {row.id}")
 
     async def _commit(
         self, row: Message, user: User, before: dict[str, Any], ref: ChatRef, outcome: Outcome
     ) -> Outcome | None:
-        async with in_transaction():
-            now = datetime.now(UTC)
-            flipped = await Message.filter(id=row.id, status=MessageStatus.PENDING).update(
-                status=MessageStatus.DONE, processed_at=now, in_history=outcome.user_in_history, error=None
-            )
-            if not flipped:  # another run finished it first
-                return None
-            for effect in outcome.effects:  # they may set user fields (the avatar being set up): saved below
-                await effect()
-            # One conditional UPDATE locks the user, checks that no one changed the state the turn was computed
-            # on (else everything above rolls back and the turn is computed again) and writes what the turn
-            # changed: only those fields, so a concurrent write of another field (sign-out's auth_epoch) stays.
-            changed = {name: value for name, value in user_state(user).items() if value != before[name]}
-            saved = await User.filter(id=user.id, version=user.version).update(
-                **changed, version=user.version + 1, updated_at=now
-            )
-            if not saved:
-                raise StateChanged()
-            user.version += 1
-            await store_replies(user.id, ref, outcome)
+        try:
+            async with in_transaction():
+                for effect in outcome.effects:  # they may set user fields (the avatar being set up): saved below
+                    await effect()
+                changed = {name: value for name, value in user_state(user).items() if value != before[name]}
+                flipped, saved = await finish_turn(row, user, changed, ref, outcome)
+                if not flipped:  # another run finished it first: roll back what the effects wrote
+                    raise _AlreadyDone()
+                if not saved:  # the user changed under the turn: roll back, compute it again
+                    raise StateChanged()
+                user.version += 1
+        except _AlreadyDone:
+            return None
         return outcome
 
     async def _inbound(self, row: Message, user: User, ref: ChatRef) -> InboundMessage:
@@ -305,7 +320,107 @@ def _may_be_number(text: str) -> bool:
 
 async def pending_rows(user_id: int) -> list[Message]:
     """The user's pending rows of both directions, oldest first (at most `PENDING_LOOK`)."""
-    return await Message.filter(user_id=user_id, status=MessageStatus.PENDING).order_by("id").limit(PENDING_LOOK)
+    rows = await _sql(_PENDING, [user_id, MessageStatus.PENDING.value, PENDING_LOOK])
+    return [Message._init_from_db(**values) for values in rows]
+
+
+class _AlreadyDone(Exception):
+    """Rolls a turn's commit back: another run finished the message first."""
+
+
+# The statements of every turn are plain SQL (the ORM's query building cost more CPU than running them), with `$n`
+# placeholders (`core.inbox._sql` adapts them to SQLite). On PostgreSQL the statements of one step go as one
+# statement (data-modifying CTEs); SQLite (`dev`) has no such CTEs and runs them one after the other.
+_PENDING = "SELECT * FROM messages WHERE user_id = $1 AND status = $2 ORDER BY id LIMIT $3"
+_COUNT_ATTEMPT = "UPDATE messages SET attempts = $2 WHERE id = $1"
+_READ_USER = "SELECT * FROM users WHERE id = $1"
+_COUNT_AND_READ = f"WITH counted AS ({_COUNT_ATTEMPT}) SELECT * FROM users WHERE id = $3"  # noqa: S608
+_FLIP = (
+    "UPDATE messages SET status = $1, processed_at = $2, in_history = $3, error = NULL WHERE id = $4 AND status = $5 "
+    "RETURNING id"
+)
+_OUTBOUND_COLUMNS = (
+    "user_id",
+    "direction",
+    "channel",
+    "chat_id",
+    "external_message_id",
+    "text",
+    "payload",
+    "in_history",
+    "status",
+    "created_at",
+)
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+async def count_attempt(message_id: int, attempts: int, user_id: int) -> User | None:
+    """Record `attempts` on the message (committed before its turn runs) and read its user (None: gone); one
+    statement on PostgreSQL."""
+    if _postgres():
+        rows = await _sql(_COUNT_AND_READ, [message_id, attempts, user_id])
+    else:
+        await _sql(_COUNT_ATTEMPT, [message_id, attempts])
+        rows = await _sql(_READ_USER, [user_id])
+    return User._init_from_db(**rows[0]) if rows else None
+
+
+async def finish_turn(
+    row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome
+) -> tuple[bool, bool]:
+    """Inside the commit's transaction: flip the message to done (only from pending), write the user fields the
+    turn `changed` unless someone changed the user meanwhile (`User.version`: a concurrent write of another field,
+    e.g. sign-out's auth_epoch, stays), and store the replies as pending outbound rows. (flipped, saved): when
+    either is False the caller rolls back."""
+    now = datetime.now(UTC)
+    fields = User._meta.fields_map
+    assignments = [f'"{name}" = ${n}' for n, name in enumerate(changed, start=1)]
+    values: list[Any] = [fields[name].to_db_value(value, user) for name, value in changed.items()]
+    k = len(values)
+    save = (
+        f"UPDATE users SET {', '.join([*assignments, f'version = ${k + 1}', f'updated_at = ${k + 2}'])} "  # noqa: S608
+        f"WHERE id = ${k + 3} AND version = ${k + 4} RETURNING id"
+    )
+    parts: list[tuple[str, list[Any]]] = [
+        (_FLIP, [MessageStatus.DONE.value, now, outcome.user_in_history, row.id, MessageStatus.PENDING.value]),
+        (save, [*values, user.version + 1, now, user.id, user.version]),
+    ]
+    replies = outbound_rows(user.id, ref, outcome)
+    if replies:
+        payload = Message._meta.fields_map["payload"]
+        width = len(_OUTBOUND_COLUMNS)
+        tuples = ", ".join(
+            "(" + ", ".join(f"${i * width + j}" for j in range(1, width + 1)) + ")" for i in range(len(replies))
+        )
+        insert = f"INSERT INTO messages ({', '.join(_OUTBOUND_COLUMNS)}) VALUES {tuples} RETURNING id"  # noqa: S608
+        inserted: list[Any] = []
+        for reply in replies:
+            reply["payload"] = payload.to_db_value(reply["payload"], Message)
+            reply["direction"], reply["status"] = reply["direction"].value, reply["status"].value
+            inserted += [reply.get(column, now) for column in _OUTBOUND_COLUMNS]  # created_at: now
+        parts.append((insert, inserted))
+    flipped, saved, *_ = await _run_together(parts)
+    return flipped > 0, saved > 0
+
+
+async def _run_together(parts: list[tuple[str, list[Any]]]) -> list[int]:
+    """Run statements that each end in RETURNING (in the caller's transaction); how many rows each returned. On
+    PostgreSQL as ONE statement (each a CTE; they see the same snapshot, so they must not depend on each other)."""
+    if not _postgres():
+        return [len(await _sql(query, values)) for query, values in parts]
+    ctes: list[str] = []
+    every: list[Any] = []
+    for index, (query, values) in enumerate(parts):
+        ctes.append(f"s{index} AS ({_shift(query, len(every))})")
+        every += values
+    counts = ", ".join(f"(SELECT count(*) FROM s{index}) AS n{index}" for index in range(len(parts)))  # noqa: S608
+    [row] = await _sql(f"WITH {', '.join(ctes)} SELECT {counts}", every)
+    return [int(row[f"n{index}"]) for index in range(len(parts))]
+
+
+def _shift(query: str, offset: int) -> str:
+    """`query` with its placeholders `$n` renumbered `$(n + offset)`."""
+    return _PLACEHOLDER.sub(lambda match: f"${int(match.group(1)) + offset}", query)
 
 
 def _setup_state(user: User) -> tuple[object, ...]:

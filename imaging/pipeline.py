@@ -45,7 +45,7 @@ from tortoise.transactions import in_transaction
 
 from core.errors import ModerationUnavailable
 from core.messages import ChatRef
-from core.models import Avatar, DeadLetter, user_ref
+from core.models import Avatar, DeadLetter
 from core.ports import ActivityKind, PhotoEvent, PhotoKind, PhotoStatusName, QuotaVerdict
 from core.safety import Refusal, SafetyChecker, record_refusal
 from imaging.download import download_image
@@ -59,9 +59,9 @@ from imaging.errors import (
     RetryLater,
     StorageError,
 )
-from imaging.models import AuditEvent, Photo, PhotoAudit, PhotoKindChoice, PhotoStatus
+from imaging.models import AuditEvent, Photo, PhotoKindChoice, PhotoStatus
 from imaging.prompt import AvatarTraits, build_prompt
-from imaging.provenance import ProvenanceSigner, sign_manifest_async
+from imaging.provenance import ProvenanceSigner, sign_manifest
 from imaging.providers import (
     ContentPolicyError,
     GeneratedImage,
@@ -73,6 +73,7 @@ from imaging.providers import (
 from imaging.safety import check_field
 from imaging.screening import screen_photo
 from imaging.storage import PhotoStore
+from imaging.transitions import move_photo, single_statement
 from imaging.watermark import apply_watermark
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,6 @@ logger = logging.getLogger(__name__)
 DEAD_LETTER_JOB = "generate_photo"
 #: Prefix of `Photo.error` when the model's safety filter refused: the user is told "blocked", not "failed".
 CONTENT_POLICY_ERROR = "content_policy"
-_ACTIVE = (PhotoStatus.QUEUED, PhotoStatus.GENERATING)
 _TERMINAL = frozenset({PhotoStatus.READY, PhotoStatus.FAILED, PhotoStatus.BLOCKED})
 #: Prefix of `Photo.error` when the photo was refused for want of quota (never generated, never dead-lettered).
 QUOTA_ERROR = "quota"
@@ -154,7 +154,7 @@ class PhotoPipeline:
 
     async def run(self, photo_id: int, attempt: int) -> None:
         """Take photo `photo_id` to a terminal state and notify; raises `RetryLater` for a transient failure."""
-        photo = await Photo.get_or_none(id=photo_id)
+        photo = await Photo.get_or_none(id=photo_id).select_related("avatar")  # one query for both rows
         if photo is None:
             logger.info("photo %s no longer exists (erased?): nothing to do", photo_id)
             return
@@ -187,7 +187,7 @@ class PhotoPipeline:
     # -- the happy path ------------------------------------------------------------------------------------
 
     async def _generate(self, photo: Photo, attempt: int) -> None:
-        avatar = await Avatar.get_or_none(id=photo.avatar_id)
+        avatar: Avatar | None = photo.avatar  # loaded with the photo (`run`)
         if avatar is None:
             raise PermanentPhotoFailure(f"avatar {photo.avatar_id} no longer exists")
         kind: PhotoKind = photo.kind.value
@@ -196,11 +196,21 @@ class PhotoPipeline:
         except ValueError as exc:
             raise PermanentPhotoFailure(f"cannot build the prompt: {exc}") from exc
 
-        refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
+        # The reference (its row, then its file) is read while the screening runs (the moderation model is a
+        # network call); it is only used, and its errors only count, once the screening allowed the photo.
+        reading = asyncio.ensure_future(self._reference_image(avatar)) if kind == "photo" else None
+        try:
+            if reading is not None:
+                await asyncio.sleep(0)  # let it send its query before the rules' CPU work holds the loop
+            refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
+            reference = await reading if reading is not None and refusal is None else None
+        finally:
+            if reading is not None:  # unused when refused, or when the screening failed: stop it, ignore its end
+                reading.cancel()
+                reading.add_done_callback(_retrieve)
         if refusal is not None:
             await self._block(photo, prompt, refusal)
             return
-        reference = await self._reference_image(avatar) if kind == "photo" else None
 
         won = await self._transition(
             photo,
@@ -218,11 +228,8 @@ class PhotoPipeline:
             result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
             raw = await self._image_bytes(result)
         try:
-            async with self._postprocessing:
-                marked = await asyncio.to_thread(apply_watermark, raw, self._watermark_text)
-                signed = await sign_manifest_async(
-                    marked, photo_id=photo.id, model=result.model, provider=result.provider, signer=self._signer
-                )
+            async with self._postprocessing:  # one worker thread for both steps (the native code releases the GIL)
+                signed = await asyncio.to_thread(self._postprocess, raw, photo.id, result)
         except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
             raise PermanentPhotoFailure(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
         try:
@@ -261,6 +268,13 @@ class PhotoPipeline:
         else:
             logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
         await self._after_finished(photo.user_id)
+
+    def _postprocess(self, raw: bytes, photo_id: int, result: GeneratedImage) -> bytes:
+        """Watermark, then C2PA-sign (in a worker thread)."""
+        marked = apply_watermark(raw, self._watermark_text)
+        return sign_manifest(
+            marked, photo_id=photo_id, model=result.model, provider=result.provider, signer=self._signer
+        )
 
     async def _keep_original(self, raw: bytes) -> str | None:
         """Store a reference's unwatermarked original privately (later photos are conditioned on it)."""
@@ -402,22 +416,17 @@ class PhotoPipeline:
         quota: QuotaVerdict | None = None,
     ) -> bool:
         """Move an active photo to `status` with its audit row (and dead letter, and for a terminal status the
-        user's notice) in one transaction; False if it was no longer active (another run finished it)."""
-        async with in_transaction():
-            changed = await Photo.filter(id=photo.id, status__in=_ACTIVE).update(
-                status=status, updated_at=_now(), **updates
-            )
-            if not changed:
+        user's notice) atomically: one transaction, or on PostgreSQL one statement when only the move and its audit
+        row are written; False if it was no longer active (another run finished it)."""
+        alone = status not in _TERMINAL and dead_letter is None and refusal is None and finished is None
+        if alone and single_statement():  # GENERATING, or back to QUEUED for a retry: one atomic statement
+            if not await move_photo(photo, status, event.value, updates=updates, audit=audit):
                 return False
-            await PhotoAudit.create(
-                photo_id=photo.id,
-                user_ref=user_ref(photo.user_id),
-                kind=photo.kind.value,
-                event=event.value,
-                status=status.value,
-                scene=photo.scene,
-                **audit,
-            )
+            photo.status = status
+            return True
+        async with in_transaction():
+            if not await move_photo(photo, status, event.value, updates=updates, audit=audit):
+                return False
             if dead_letter is not None:
                 payload, error, attempts = dead_letter
                 await DeadLetter.create(job=DEAD_LETTER_JOB, payload=payload, error=error, attempts=attempts)
@@ -434,6 +443,12 @@ class PhotoPipeline:
         """Refund the photo's unit (inside the terminal transition: it runs once, when the transition wins)."""
         if photo.kind == PhotoKindChoice.PHOTO and self._refund is not None:
             await self._refund(photo)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a discarded task's outcome as seen (asyncio would log an exception nobody retrieved)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _traits(avatar: Avatar) -> AvatarTraits:

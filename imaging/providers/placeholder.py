@@ -4,6 +4,10 @@ It makes no network call and no real photo: it draws a portrait card with Pillow
 from the prompt and seed, an "OFFLINE PLACEHOLDER" banner, the prompt text and, when the request is
 conditioned on a reference, a thumbnail of it), so the whole pipeline can run without an API token.
 The factory refuses it in production.
+
+Unlike a real provider, whose model works elsewhere, this one does its image work in the worker's own
+threads: at most one drawing per CPU at a time (each holds a ~1 MP canvas), and the reference is decoded
+at a reduced scale for its thumbnail, so a burst of photo jobs does not raise the worker's memory.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import hashlib
 import io
 import math
+import os
 import uuid
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -33,10 +38,15 @@ class PlaceholderImageProvider:
 
     name: str = "placeholder"
 
+    def __init__(self, *, max_drawing: int | None = None) -> None:
+        """`max_drawing`: images drawn at once (default: the CPU count); further requests wait their turn."""
+        self._drawing = asyncio.Semaphore(max_drawing or os.cpu_count() or 1)
+
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """Return a freshly drawn JPEG (in `data`) describing the request."""
         size = image_size(request.aspect_ratio)
-        data = await asyncio.to_thread(_draw, request, size)
+        async with self._drawing:
+            data = await asyncio.to_thread(self.draw, request, size)
         return GeneratedImage(
             data=data,
             url=None,
@@ -46,6 +56,10 @@ class PlaceholderImageProvider:
             seed=request.seed,
             job_id=uuid.uuid4().hex,
         )
+
+    def draw(self, request: ImageRequest, size: tuple[int, int]) -> bytes:
+        """The JPEG card for `request` at `size` (CPU work: `generate` runs it in a thread)."""
+        return _draw(request, size)
 
 
 def image_size(aspect_ratio: str) -> tuple[int, int]:
@@ -112,6 +126,7 @@ def _draw_reference(image: Image.Image, draw: ImageDraw.ImageDraw, request: Imag
         return
     try:
         with Image.open(io.BytesIO(request.reference_image)) as reference:
+            reference.draft("RGB", _THUMB)  # a JPEG decodes at 1/2..1/8 scale, still at least the thumbnail's size
             thumb = reference.convert("RGB")
             thumb.thumbnail(_THUMB)
     except (UnidentifiedImageError, OSError) as exc:

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
 from ava_bot.app import create_app
+from ava_bot.devredis import FakeArqRedis
 from ava_bot.keys import SERVICES
-from ava_bot.redis import FakeArqRedis
 from ava_bot.settings import Settings
 from core.errors import ValidationFailed
 from tests.support import eventually

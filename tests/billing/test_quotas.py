@@ -21,7 +21,7 @@ from imaging.models import Photo
 from tests.core.test_setup_flow import Chat, complete_questions, texts
 from tests.fakes.entitlements import subscribe
 from tests.fakes.openai import FakeOpenAI
-from tests.support import ready_user
+from tests.support import eventually, ready_user
 
 
 class Clock:
@@ -141,10 +141,11 @@ async def test_a_retried_turn_charges_its_message_once(services: Services, fake_
     assert await QuotaCharge.filter(user_id=user.id, kind=QuotaKind.MESSAGE).count() == 1
 
 
-async def test_a_message_that_fails_for_good_gives_its_unit_back(
+async def test_a_message_that_fails_for_good_consumes_no_unit(
     db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI, clock: Clock
 ) -> None:
-    """The model fails on every attempt: the message is dead-lettered, the user told, and today's unit refunded."""
+    """The model fails on every attempt: the message is dead-lettered, the user told, and no unit of today's is
+    consumed (the unit is charged by the commit of a turn that is done, never by a failing one)."""
     settings = make_settings(
         llm_api_key="sk-test", llm_base_url=fake_llm.base_url, inbound_per_user_per_minute=1000, turn_max_attempts=1
     )
@@ -158,10 +159,34 @@ async def test_a_message_that_fails_for_good_gives_its_unit_back(
     failed = await Message.get(user_id=user.id, direction=Direction.INBOUND, text="hello")
     assert failed.status == "failed"
     assert await used(user.id, QuotaKind.MESSAGE) == 0
-    charge = await QuotaCharge.get(user_id=user.id, kind=QuotaKind.MESSAGE)
-    assert charge.refunded_at is not None
+    assert not await QuotaCharge.filter(user_id=user.id, kind=QuotaKind.MESSAGE, refunded_at__isnull=True).exists()
     assert texts(await chat.send("again")) == "echo: again"
     assert await used(user.id, QuotaKind.MESSAGE) == 1
+
+
+async def test_a_unit_gone_during_the_turn_rolls_the_commit_back_and_the_turn_is_recomputed(
+    services: Services, fake_llm: FakeOpenAI
+) -> None:
+    """The day's last unit is used up while the model answers: the turn's commit (its reply, the message done, the
+    charge) rolls back and the turn, computed again, answers with the used-up line; nothing is overspent."""
+    user = await ready_user("m4")
+    await subscribe(user.id, messages=1)
+    fake_llm.slow_when("hello", 0.5)
+    turn = asyncio.create_task(Chat(services, "m4").send("hello"))
+
+    async def answering() -> bool:
+        return fake_llm.in_flight > 0
+
+    await eventually(answering, what="the model answering")
+    period = (await services.entitlements.check(user.id, "message", "msg:probe")).period
+    assert period is not None
+    await QuotaUsage.create(user_id=user.id, kind=QuotaKind.MESSAGE, period_key=period, used=1)
+    reply = texts(await turn)
+    assert "You've used all 1 message of today" in reply
+    assert len(fake_llm.completions()) == 1  # the recomputed turn did not call the model again
+    assert await used(user.id, QuotaKind.MESSAGE) == 1
+    assert not await QuotaCharge.filter(user_id=user.id, kind=QuotaKind.MESSAGE).exists()
+    assert not await Message.exists(user_id=user.id, direction=Direction.OUTBOUND, text="echo: hello")
 
 
 # -- reference regenerations per day ----------------------------------------------------------------------------

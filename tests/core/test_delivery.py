@@ -16,9 +16,11 @@ from arq.connections import ArqRedis
 from tortoise.transactions import in_transaction
 
 from ava_bot.db import close_db, init_db
+from ava_bot.queueing import slot_key
 from ava_bot.wiring import Services, build_services
+from core.delivery import store_replies
 from core.errors import DeliveryError
-from core.messages import ChatRef, ChoicesReply, InboundMessage, PhotoReady
+from core.messages import ChatRef, ChoicesReply, InboundMessage, PhotoReady, TextReply
 from core.models import (
     Avatar,
     ChannelIdentity,
@@ -30,6 +32,7 @@ from core.models import (
     SetupStep,
     User,
 )
+from core.outcome import Outcome
 from core.render import TextPart
 from imaging.models import Photo, PhotoStatus
 from tests.fakes.channel import RecordingChannel
@@ -454,3 +457,19 @@ async def test_a_photo_link_is_signed_again_when_it_finally_leaves(
     assert isinstance(sent.reply, PhotoReady) and sent.reply.url != stale
     token = parse_qs(urlsplit(sent.reply.url).query)["t"][0]
     assert services.links.verify_photo(token, 5) == user.id
+
+
+async def test_a_drain_that_lost_its_slot_sends_nothing_and_the_holder_sends_once(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """Redis lost the user's slot and another drain took it (Redis restarted empty, or a lease ran out) while the
+    first drain was still working: the first one stops before sending, the holder sends each reply once."""
+    user = await ready_user("lost")
+    await store_replies(user.id, ChatRef(FAKE, "lost"), Outcome([TextReply("one"), TextReply("two")]), key="k")
+    await redis.set(slot_key(user.id), "the-other-drain")
+    assert await services.runner.drain(user.id, token="the-first-drain") is None
+    assert channel.texts() == []
+    assert await Message.filter(user=user, direction=Direction.OUTBOUND, status=MessageStatus.PENDING).count() == 2
+    assert await services.runner.drain(user.id, token="the-other-drain") is None
+    assert channel.texts() == ["one", "two"]
+    assert await Message.filter(user=user, direction=Direction.OUTBOUND, status=MessageStatus.SENT).count() == 2

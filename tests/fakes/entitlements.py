@@ -35,6 +35,17 @@ class Gate:
         self.charged[key] = kind
         return QuotaVerdict(True)
 
+    async def check(self, user_id: int, kind: QuotaKind, key: str) -> QuotaVerdict:
+        """`charge`'s answer, consuming nothing."""
+        if key in self.charged or self.open:
+            return QuotaVerdict(True)
+        return QuotaVerdict(False, "subscription")
+
+    async def charge_checked(self, user_id: int, kind: QuotaKind, key: str, verdict: QuotaVerdict) -> bool:
+        """Consume the key (once); unlimited, so never refused."""
+        self.charged.setdefault(key, kind)
+        return True
+
     async def refund(self, key: str) -> bool:
         """Forget the charge of `key`, once."""
         if self.charged.pop(key, None) is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -262,3 +265,36 @@ def test_factory_refusals() -> None:
 def test_config_repr_hides_token() -> None:
     """The provider config never shows the token in its repr."""
     assert TOKEN not in repr(ProviderConfig(replicate_api_token=TOKEN))
+
+
+class OverlapPlaceholder(PlaceholderImageProvider):
+    """The real placeholder, recording how many images it was drawing at the same time (at most)."""
+
+    def __init__(self, *, max_drawing: int) -> None:
+        super().__init__(max_drawing=max_drawing)
+        self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+
+    def draw(self, request: ImageRequest, size: tuple[int, int]) -> bytes:
+        """Draw as the real placeholder does, slowly enough (in its thread) for overlaps to show."""
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            time.sleep(0.15)
+            return super().draw(request, size)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+async def test_placeholder_draws_at_most_max_drawing_at_once() -> None:
+    """Requests beyond `max_drawing` wait their turn (each drawing holds a ~1 MP canvas in a thread); all are drawn."""
+    one = OverlapPlaceholder(max_drawing=1)
+    results = await asyncio.gather(*(one.generate(ImageRequest(prompt=f"p{n}", seed=n)) for n in range(3)))
+    assert one.peak == 1
+    assert all(result.data for result in results)
+    three = OverlapPlaceholder(max_drawing=3)
+    await asyncio.gather(*(three.generate(ImageRequest(prompt=f"p{n}", seed=n)) for n in range(3)))
+    assert three.peak > 1  # the limit, not the event loop, is what serialised the first three

@@ -211,7 +211,7 @@ async def test_sessions_work_on_the_in_process_redis_of_dev(db: str, make_settin
     from aiohttp.test_utils import TestClient, TestServer
 
     from ava_bot.app import create_app
-    from ava_bot.redis import FakeArqRedis
+    from ava_bot.devredis import FakeArqRedis
     from tests.fakes.entitlements import Gate
 
     fake = FakeArqRedis()

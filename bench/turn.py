@@ -9,7 +9,7 @@ migrations; Redis: AVA_TEST_REDIS_URL.
    runs (the worker's job body: pending deliveries, the turn — read, history, prompt, LLM, one commit — and the
    reply's delivery). Overhead = that drain's time minus the time spent inside the LLM call (the client library,
    HTTP and the fake), so it is our own work per turn.
-2. Throughput, in a real `ava-bot worker` process (production worker settings: 20 concurrent jobs, 50 ms poll):
+2. Throughput, in a real `ava-bot worker` process (production worker settings: 20 concurrent jobs, woken on enqueue):
    `--users` users with `--turns-per-user` pending messages each are scheduled at once; turns/s from scheduling
    to the last message done, and the worker's CPU time per turn (what its core would allow with no other load).
    Every message must end `done` with one reply, in order.

@@ -44,6 +44,7 @@ from bench.common import (
     temporary_database,
 )
 from core.inbox import store_inbound
+from core.llm import OpenAICompatibleLLM
 from core.messages import ChatRef, InboundMessage
 from core.models import Direction, Message, MessageStatus, User
 from core.ports import ChatMessage, LLMProvider, LLMResult, ToolSpec
@@ -90,19 +91,24 @@ def message(chat: str, n: int) -> InboundMessage:
 
 async def measure_overhead(settings: Settings, redis: ArqRedis, turns: int, warmup: int) -> list[float]:
     """Per-turn overhead (ms) of `turns` turns run one at a time in this process, after `warmup` turns."""
-    llm = TimedLLM(build_llm(settings))
+    inner = build_llm(settings)
+    llm = TimedLLM(inner)
     users = await bench_users(10, "o")
     overhead: list[float] = []
-    async with open_services(settings, redis, llm=llm) as services:
-        for n in range(warmup + turns):
-            user = users[n % len(users)]
-            await store_inbound(message(f"o{n % len(users)}", n), user)
-            llm.seconds = 0.0
-            start = time.perf_counter()
-            await services.runner.drain(user.id, whole=True)
-            elapsed = time.perf_counter() - start
-            if n >= warmup:
-                overhead.append((elapsed - llm.seconds) * 1000)
+    try:
+        async with open_services(settings, redis, llm=llm) as services:
+            for n in range(warmup + turns):
+                user = users[n % len(users)]
+                await store_inbound(message(f"o{n % len(users)}", n), user)
+                llm.seconds = 0.0
+                start = time.perf_counter()
+                await services.runner.drain(user.id, whole=True)
+                elapsed = time.perf_counter() - start
+                if n >= warmup:
+                    overhead.append((elapsed - llm.seconds) * 1000)
+    finally:
+        if isinstance(inner, OpenAICompatibleLLM):  # its HTTP client is ours to close (we built it)
+            await inner.aclose()
     done = await Message.filter(direction=Direction.INBOUND, status=MessageStatus.DONE, chat_id__startswith="o").count()
     assert done == warmup + turns, f"{done} of {warmup + turns} turns done"
     return overhead

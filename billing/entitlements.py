@@ -61,9 +61,7 @@ class BillingEntitlements:
         now = self._clock()
         found = await self._entitled_plan(user_id, now)
         if found is None:
-            if await is_charged(key):  # charged while entitled: the same key answers the same
-                return QuotaVerdict(True)
-            return QuotaVerdict(False, "subscription")
+            return await _without_subscription(key)
         subscription, plan = found
         limit = plan_limit(plan, kind)
         period = quota_period(subscription, kind, now)
@@ -85,9 +83,7 @@ class BillingEntitlements:
             if found is not None and not is_entitled(found[0], now):
                 found = None
         if found is None:
-            if await is_charged(key):  # charged while entitled: the same key answers the same
-                return QuotaVerdict(True)
-            return QuotaVerdict(False, "subscription")
+            return await _without_subscription(key)
         subscription, plan = found
         limit = plan_limit(plan, kind)
         period = quota_period(subscription, kind, now)
@@ -238,3 +234,10 @@ async def _plan_of(subscription: Subscription) -> Plan | None:
         if plan is not None:
             return plan
     return await Plan.filter(is_default=True).order_by("sort_order", "id").first()
+
+
+async def _without_subscription(key: str) -> QuotaVerdict:
+    """The verdict for a user not entitled now: a key charged while they were answers the same, else refused."""
+    if await is_charged(key):
+        return QuotaVerdict(True)
+    return QuotaVerdict(False, "subscription")

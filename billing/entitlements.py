@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from billing.models import Plan, QuotaCharge, QuotaKind, Subscription
 from billing.quotas import consume, give_back, is_charged, plan_limit, quota_period, used_units
@@ -102,10 +103,10 @@ class BillingEntitlements:
             return await is_charged(key)
         kind_value = QuotaKind(kind).value
         values = [user_id, key, kind_value, verdict.period, self._clock(), verdict.limit]
-        if _postgres():  # both in one statement: the unit is taken only when the charge row was inserted
-            [row] = await _sql(_CHARGE_AND_TAKE, values)
-            if row["charged"]:
-                return bool(row["taken"])
+        if _postgres():  # one statement: the unit is taken only when the charge row was inserted
+            [row] = await _sql(_TAKE_UNIT_CALL, values)
+            if row["outcome"] != _CHARGED_BEFORE:
+                return bool(row["outcome"] == _TAKEN)
         elif await _sql(_CHARGE, values[:5]):
             return bool(await _sql(_TAKE_UNIT, [user_id, kind_value, verdict.period, verdict.limit]))
         # Charged before: consumed once already, unless refunded since (then charged again).
@@ -114,6 +115,17 @@ class BillingEntitlements:
             return True
         await QuotaCharge.filter(id=existing.id).update(refunded_at=None, period_key=verdict.period)
         return bool(await _sql(_TAKE_UNIT, [user_id, kind_value, verdict.period, verdict.limit]))
+
+    def charge_expression(
+        self, user_id: int, kind: QuotaKindName, key: str, verdict: QuotaVerdict
+    ) -> tuple[str, list[Any]] | None:
+        """`charge_checked` as an SQL boolean expression (placeholders `$1`..., with their values) for a caller that
+        commits in one statement: true when the unit was taken; the caller rolls its statement back when not. None
+        when it cannot be one (SQLite; a verdict allowed by an earlier charge of the key): use `charge_checked`."""
+        if verdict.period is None or verdict.limit is None or not _postgres():
+            return None
+        values = [user_id, key, QuotaKind(kind).value, verdict.period, self._clock(), verdict.limit]
+        return f"({_TAKE_UNIT_EXPRESSION}) = '{_TAKEN}'", values
 
     async def refund(self, key: str) -> bool:
         """Give back the unit charged under `key`, once."""
@@ -175,19 +187,12 @@ INSERT INTO quota_usage (user_id, kind, period_key, used) VALUES ($1, $2, $3, 1)
 ON CONFLICT (user_id, kind, period_key) DO UPDATE SET used = quota_usage.used + 1 WHERE quota_usage.used < $4
 RETURNING used
 """
-# PostgreSQL: both as one statement (SQLite has no data-modifying CTEs).
-_CHARGE_AND_TAKE = """
-WITH charged AS (
-  INSERT INTO quota_charges (user_id, key, kind, period_key, created_at) VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT (key) DO NOTHING
-  RETURNING id
-), taken AS (
-  INSERT INTO quota_usage (user_id, kind, period_key, used) SELECT $1, $3, $4, 1 FROM charged
-  ON CONFLICT (user_id, kind, period_key) DO UPDATE SET used = quota_usage.used + 1 WHERE quota_usage.used < $6
-  RETURNING used
-)
-SELECT (SELECT count(*) FROM charged) AS charged, (SELECT count(*) FROM taken) AS taken
-"""
+# PostgreSQL: both in one call of `ava_take_unit` (migration 0011; SQLite has no functions): 'taken', 'refused' (no
+# unit left: the caller rolls back, charge row included) or 'charged before' (nothing written).
+_TAKE_UNIT_EXPRESSION = "ava_take_unit($1, $2, $3, $4, $5, $6)"
+_TAKE_UNIT_CALL = f"SELECT {_TAKE_UNIT_EXPRESSION} AS outcome"
+_TAKEN = "taken"
+_CHARGED_BEFORE = "charged before"
 
 
 @functools.cache

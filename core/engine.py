@@ -226,6 +226,8 @@ class ConversationEngine:
             if not await self._entitlements.charge_checked(user.id, "message", key, verdict):
                 raise StateChanged(f"the message quota of user {user.id} was used up during the turn")
 
+        if not outcome.effects:  # the charge alone: the turn may be committed in one statement
+            outcome.effects_sql = self._entitlements.charge_expression(user.id, "message", key, verdict)
         outcome.effects.insert(0, charge)
         return outcome
 

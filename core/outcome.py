@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.messages import Reply
 
@@ -27,3 +28,7 @@ class Outcome:
     photo_ids: list[int] = field(default_factory=list)
     user_in_history: bool = False
     history_reply: int | None = None
+    #: The effects as ONE SQL boolean expression with its values (placeholders `$1`...; PostgreSQL), true when they
+    #: took place: the runner then commits the turn in one statement, rolled back as a whole when it is false. None:
+    #: the effects run one by one in the commit's transaction.
+    effects_sql: tuple[str, list[Any]] | None = None

@@ -147,6 +147,14 @@ class Entitlements(Protocol):
         caller then rolls back. Idempotent on `key`: a key charged already consumes nothing more."""
         ...
 
+    def charge_expression(
+        self, user_id: int, kind: QuotaKind, key: str, verdict: QuotaVerdict
+    ) -> tuple[str, list[Any]] | None:
+        """`charge_checked` as an SQL boolean expression with its values (placeholders `$1`...), for a caller that
+        commits in ONE statement: true when the unit was taken (when false, the caller must roll its statement
+        back). None when it cannot be one statement: the caller uses `charge_checked` in a transaction."""
+        ...
+
     async def refund(self, key: str) -> bool:
         """Give back the unit charged under `key`, once; False when there was none to give back."""
         ...

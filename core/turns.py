@@ -212,6 +212,13 @@ class TurnRunner:
     async def _commit(
         self, row: Message, user: User, before: dict[str, Any], ref: ChatRef, outcome: Outcome
     ) -> Outcome | None:
+        if outcome.effects_sql is not None and _postgres():
+            changed = {name: value for name, value in user_state(user).items() if value != before[name]}
+            if await finish_turn_at_once(row, user, changed, ref, outcome, outcome.effects_sql):
+                user.version += 1
+                return outcome
+            # A part did not take place (another run finished the message, the user changed, no unit left) and
+            # nothing was written: the transaction below finds out which, and answers as it always did.
         try:
             async with in_transaction():
                 for effect in outcome.effects:  # they may set user fields (the avatar being set up): saved below
@@ -352,6 +359,8 @@ _OUTBOUND_COLUMNS = (
     "created_at",
 )
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+#: SQLSTATE of `ava_require` (migration 0011): a one-statement turn rolled back because a part did not take place.
+_NOT_COMMITTED = "AVA01"
 
 
 async def count_attempt(message_id: int, attempts: int, user_id: int) -> User | None:
@@ -372,6 +381,38 @@ async def finish_turn(
     turn `changed` unless someone changed the user meanwhile (`User.version`: a concurrent write of another field,
     e.g. sign-out's auth_epoch, stays), and store the replies as pending outbound rows. (flipped, saved): when
     either is False the caller rolls back."""
+    flipped, saved, *_ = await _run_together(_turn_parts(row, user, changed, ref, outcome))
+    return flipped > 0, saved > 0
+
+
+async def finish_turn_at_once(
+    row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome, effects: tuple[str, list[Any]]
+) -> bool:
+    """PostgreSQL, with no transaction open: `finish_turn` and the outcome's `effects` (an SQL boolean expression,
+    `Outcome.effects_sql`) as ONE statement, committed on its own: no BEGIN and COMMIT round trips. Everything or
+    nothing: unless the effects took place, the message was flipped and the user saved, `ava_require` (migration
+    0011) raises and the statement rolls back as a whole; then False."""
+    expression, every = effects
+    ctes = [f"e AS (SELECT {expression} AS ok)"]
+    for index, (query, values) in enumerate(_turn_parts(row, user, changed, ref, outcome)):
+        ctes.append(f"s{index} AS ({_shift(query, len(every))})")
+        every = [*every, *values]
+    # Data-modifying CTEs run to completion whether read or not; `e` runs when read: the check reads it (if another
+    # part failed first, the check fails anyway).
+    check = "(SELECT ok FROM e) AND (SELECT count(*) FROM s0) = 1 AND (SELECT count(*) FROM s1) = 1"
+    try:
+        await _sql(f"WITH {', '.join(ctes)} SELECT ava_require({check}, 'turn not committed') AS ok", every)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == _NOT_COMMITTED:
+            return False
+        raise
+    return True
+
+
+def _turn_parts(
+    row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome
+) -> list[tuple[str, list[Any]]]:
+    """`finish_turn`'s statements, each ending in RETURNING: the flip, the user's save, the replies (if any)."""
     now = datetime.now(UTC)
     fields = User._meta.fields_map
     assignments = [f'"{name}" = ${n}' for n, name in enumerate(changed, start=1)]
@@ -399,8 +440,7 @@ async def finish_turn(
             reply["direction"], reply["status"] = reply["direction"].value, reply["status"].value
             inserted += [reply.get(column, now) for column in _OUTBOUND_COLUMNS]  # created_at: now
         parts.append((insert, inserted))
-    flipped, saved, *_ = await _run_together(parts)
-    return flipped > 0, saved > 0
+    return parts
 
 
 async def _run_together(parts: list[tuple[str, list[Any]]]) -> list[int]:

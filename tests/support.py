@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,3 +83,26 @@ async def stamped_button(data: str, **where: Any) -> str | None:
             if offered["data"].partition(".")[2] == data:
                 return str(offered["data"])
     return None
+
+
+class _Statements(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[logging.LogRecord]]:
+    """The SQL statements run in the block (Tortoise logs each at DEBUG, with its parameters)."""
+    log = logging.getLogger("tortoise.db_client")
+    handler, level = _Statements(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        log.setLevel(level)
+        log.removeHandler(handler)

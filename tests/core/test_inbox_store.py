@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
@@ -23,7 +21,7 @@ from core.messages import ChatRef, InboundMessage
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
 from tests.conftest import TEST_REDIS_URL, _asyncpg_dsn
 from tests.fakes.queue import RecordingQueue
-from tests.support import eventually
+from tests.support import eventually, statements
 
 MARA = ChatRef("telegram", "6103344817")
 #: Whether a session of this database waits for the advisory lock `$1` (a key below 2**32: its low half is `objid`).
@@ -36,29 +34,6 @@ WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database
 def text(n: int, ref: ChatRef = MARA) -> InboundMessage:
     """Message number `n` of a chat."""
     return InboundMessage(ref, f"message:{ref.chat_id}:{n}", f"Hi Ava ({n})")
-
-
-class _Statements(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def statements() -> Iterator[list[logging.LogRecord]]:
-    """The SQL statements run in the block (Tortoise logs each at DEBUG, with its parameters)."""
-    log = logging.getLogger("tortoise.db_client")
-    handler, level = _Statements(), log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
-        yield handler.records
-    finally:
-        log.setLevel(level)
-        log.removeHandler(handler)
 
 
 async def test_a_new_message_of_a_known_chat_is_two_statements_and_a_redelivery_one(db: str) -> None:

@@ -8,6 +8,7 @@ allowed, and a key is consumed once. Tests about subscriptions and quotas use th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from billing.models import Plan, Subscription, SubscriptionStatus
 from core.ports import QuotaKind, QuotaVerdict
@@ -45,6 +46,13 @@ class Gate:
         """Consume the key (once); unlimited, so never refused."""
         self.charged.setdefault(key, kind)
         return True
+
+    def charge_expression(
+        self, user_id: int, kind: QuotaKind, key: str, verdict: QuotaVerdict
+    ) -> tuple[str, list[Any]] | None:
+        """None: the gate keeps its charges in memory, so turns commit in a transaction and charge through
+        `charge_checked` (the one-statement commit is tested with the real `BillingEntitlements`)."""
+        return None
 
     async def refund(self, key: str) -> bool:
         """Forget the charge of `key`, once."""

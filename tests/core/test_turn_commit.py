@@ -1,0 +1,126 @@
+"""A chat turn's commit on PostgreSQL: ONE statement (no BEGIN / COMMIT round trips) that charges the message's
+quota unit, flips the message to done, saves the user and stores the reply, all or nothing. When a part cannot
+take place (the user changed, the message was done by another run, the unit is gone) the statement rolls back as a
+whole and the turn is committed the slow way, which answers as it always did. Real billing entitlements, real
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from tortoise.expressions import F
+
+from ava_bot.wiring import Services, build_services
+from billing.entitlements import BillingEntitlements
+from billing.models import QuotaCharge, QuotaKind, QuotaUsage
+from core.models import Direction, Message, MessageStatus, User
+from tests.core.test_setup_flow import Chat, texts
+from tests.fakes.entitlements import subscribe
+from tests.fakes.openai import FakeOpenAI
+from tests.support import eventually, ready_user, statements
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def services(db: str, redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI) -> Services:
+    settings = make_settings(llm_api_key="sk-test", llm_base_url=fake_llm.base_url, inbound_per_user_per_minute=1000)
+    return build_services(settings, redis, entitlements=BillingEntitlements())
+
+
+def _sql_of(records: list[logging.LogRecord]) -> list[str]:
+    return [" ".join(str(r.args[0] if r.args else r.getMessage()).split()) for r in records]
+
+
+async def _units(user_id: int) -> tuple[int, int]:
+    """(units used, charge rows) of the user's message quota."""
+    used = sum(row.used for row in await QuotaUsage.filter(user_id=user_id, kind=QuotaKind.MESSAGE))
+    return used, await QuotaCharge.filter(user_id=user_id, kind=QuotaKind.MESSAGE).count()
+
+
+async def _while_the_model_answers(services: Services, fake_llm: FakeOpenAI, chat_id: str, text: str) -> Any:
+    """Send `text` with a slow model; return the running turn once the model is answering."""
+    fake_llm.slow_when(text, 0.5)
+    turn = asyncio.create_task(Chat(services, chat_id).send(text))
+
+    async def answering() -> bool:
+        return fake_llm.in_flight > 0
+
+    await eventually(answering, what="the model answering")
+    return turn
+
+
+async def test_a_chat_turn_commits_in_one_statement_with_its_unit(services: Services, fake_llm: FakeOpenAI) -> None:
+    """After the model's answer the turn writes once: one statement charges the unit, flips the message, saves the
+    user and stores the reply (the slow way charges in a statement of its own, inside a transaction)."""
+    user = await ready_user("o1")
+    await subscribe(user.id, messages=5)
+    with statements() as records:
+        assert texts(await Chat(services, "o1").send("hello")) == "echo: hello"
+    sql = _sql_of(records)
+    commits = [s for s in sql if "ava_take_unit" in s]
+    assert len(commits) == 1, sql
+    assert "UPDATE messages SET status" in commits[0] and "UPDATE users SET" in commits[0]
+    assert "INSERT INTO messages" in commits[0] and "ava_require" in commits[0]
+    assert await _units(user.id) == (1, 1)
+    message = await Message.get(user_id=user.id, direction=Direction.INBOUND)
+    assert message.status == MessageStatus.DONE
+    assert (await User.get(id=user.id)).version == user.version + 1
+
+
+async def test_a_user_changed_during_the_turn_is_kept_and_the_turn_computed_again(
+    services: Services, fake_llm: FakeOpenAI
+) -> None:
+    """Signed out everywhere while the model answers: the one statement writes nothing (its save finds another
+    version), the turn is computed again, and the sign-out stays; one reply, one unit."""
+    user = await ready_user("o2")
+    await subscribe(user.id, messages=5)
+    turn = await _while_the_model_answers(services, fake_llm, "o2", "hello")
+    await User.filter(id=user.id).update(auth_epoch=F("auth_epoch") + 1, version=F("version") + 1)
+    assert texts(await turn) == "echo: hello"
+    assert len(fake_llm.completions()) == 2  # computed again on the new state
+    after = await User.get(id=user.id)
+    assert after.auth_epoch == user.auth_epoch + 1
+    assert await _units(user.id) == (1, 1)
+    replies = await Message.filter(user_id=user.id, direction=Direction.OUTBOUND).count()
+    assert replies == 1
+
+
+async def test_a_message_done_by_another_run_meanwhile_gets_nothing_from_this_one(
+    services: Services, fake_llm: FakeOpenAI
+) -> None:
+    """Another run finished the message while the model answered: this run's statement rolls back whole, so no
+    second reply, no unit and no charge row come from it, and the user is not saved."""
+    user = await ready_user("o3")
+    await subscribe(user.id, messages=5)
+    turn = await _while_the_model_answers(services, fake_llm, "o3", "hello")
+    await Message.filter(user_id=user.id, direction=Direction.INBOUND).update(status=MessageStatus.DONE)
+    assert texts(await turn) == ""
+    assert not await Message.exists(user_id=user.id, direction=Direction.OUTBOUND)
+    assert await _units(user.id) == (0, 0)
+    assert (await User.get(id=user.id)).version == user.version
+
+
+async def test_the_last_unit_taken_meanwhile_leaves_no_charge_and_the_turn_says_used_up(
+    services: Services, fake_llm: FakeOpenAI
+) -> None:
+    """The day's only unit is used while the model answers: the statement's charge is refused, so its flip, save
+    and reply roll back with it (no charge row is left behind), and the turn computed again says so."""
+    user = await ready_user("o4")
+    await subscribe(user.id, messages=1)
+    turn = await _while_the_model_answers(services, fake_llm, "o4", "hello")
+    period = (await services.entitlements.check(user.id, "message", "msg:probe")).period
+    assert period is not None
+    await QuotaUsage.create(user_id=user.id, kind=QuotaKind.MESSAGE, period_key=period, used=1)
+    assert "You've used all 1 message of today" in texts(await turn)
+    assert await _units(user.id) == (1, 0)
+    assert not await Message.exists(user_id=user.id, direction=Direction.OUTBOUND, text="echo: hello")

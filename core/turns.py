@@ -122,10 +122,15 @@ class TurnRunner:
         kept = time.monotonic()  # the job took or adopted the slot (a fresh lease) just before
         deadline = kept + self._config.slice_seconds
         turns = 0
+        # One look at the user's pending rows, both directions, oldest first: replies first (all of them, in order),
+        # then the messages in order. After a turn its replies (known from its commit) are delivered and the next
+        # message read by that look goes on, without another look; the drain looks again when the rows it read
+        # are used up (`complete`: that look held every pending row then), or after a turn that stored no replies
+        # it knows of. Rows stored meanwhile by others (a photo's notice) wait for the next look, or for the
+        # `has_work` check after the slot is released: they are never left behind.
+        rows = await pending_rows(user_id)
+        complete = len(rows) < PENDING_LOOK
         while True:
-            # One look at the user's pending rows, both directions: replies first (all of them, in order), then
-            # the oldest pending message. A look that hit the limit and held no message looks again.
-            rows = await pending_rows(user_id)
             outbound = [r for r in rows if r.direction == Direction.OUTBOUND]
             if outbound and token is not None:
                 # Sending is the one step a second drain must never repeat: if the slot is no longer this job's
@@ -138,14 +143,16 @@ class TurnRunner:
             wait = await self._deliverer.deliver_rows(outbound)
             if wait is not None:
                 return wait
-            pending = next((r for r in rows if r.direction == Direction.INBOUND), None)
-            if pending is None:
-                if len(rows) < PENDING_LOOK:
+            inbound = [r for r in rows if r.direction == Direction.INBOUND]
+            if not inbound:
+                if complete:
                     return None
+                rows = await pending_rows(user_id)
+                complete = len(rows) < PENDING_LOOK
                 continue
             if not whole and (turns >= self._config.slice_turns or time.monotonic() >= deadline):
                 return 0.0
-            retry_in = await self._run_turn(pending)
+            retry_in, replies = await self._run_turn(inbound[0])
             turns += 1
             if token is not None and time.monotonic() - kept >= self._config.keep_every_seconds:
                 await self._queue.keep(user_id, token)
@@ -154,6 +161,11 @@ class TurnRunner:
                 if token is None or await self._queue.keep(user_id, token):  # as above: never send twice
                     await self._deliverer.deliver_pending(user_id)
                 return retry_in
+            if replies is None:  # what the turn stored is not known (it failed for good, or was done elsewhere)
+                rows = await pending_rows(user_id)
+                complete = len(rows) < PENDING_LOOK
+            else:
+                rows = [*replies, *inbound[1:]]
 
     # -- one turn ----------------------------------------------------------------------------------------------
 
@@ -162,21 +174,24 @@ class TurnRunner:
         row = await Message.get_or_none(id=message_id)
         if row is None or row.status != MessageStatus.PENDING:
             return None
-        return await self._run_turn(row)
+        retry_in, _ = await self._run_turn(row)
+        return retry_in
 
-    async def _run_turn(self, row: Message) -> float | None:
-        """`run_turn` of a row just read pending (by the drain holding the user's slot)."""
+    async def _run_turn(self, row: Message) -> tuple[float | None, list[Message] | None]:
+        """`run_turn` of a row just read pending (by the drain holding the user's slot); also the reply rows its
+        commit stored (None: not known, e.g. the turn failed for good or another run did it)."""
         started = time.monotonic()
         attempts = row.attempts + 1
         user = await count_attempt(row.id, attempts, row.user_id)
         if attempts > self._config.max_turn_attempts:  # earlier runs crashed the worker before they could count
             await self._give_up(row, attempts - 1, "the turn never finished (the worker stopped during it)")
-            return None
+            return None, None
         ref = ChatRef(row.channel, row.chat_id)
         try:
-            outcome = await self._compute_and_commit(row, ref, user)
+            committed = await self._compute_and_commit(row, ref, user)
         except Exception as exc:
-            return await self._failed_attempt(row, attempts, exc, started)
+            return await self._failed_attempt(row, attempts, exc, started), None
+        outcome, replies = committed if committed is not None else (None, None)
         duration_ms = (time.monotonic() - started) * 1000
         outcome_name = "done" if outcome is not None else "already done"
         logger.info(
@@ -189,9 +204,11 @@ class TurnRunner:
         )
         for photo_id in outcome.photo_ids if outcome is not None else ():
             await self._photos.dispatch(photo_id)
-        return None
+        return None, replies
 
-    async def _compute_and_commit(self, row: Message, ref: ChatRef, user: User | None) -> Outcome | None:
+    async def _compute_and_commit(
+        self, row: Message, ref: ChatRef, user: User | None
+    ) -> tuple[Outcome, list[Message]] | None:
         """Compute the turn on `user` (read with the attempt; None: gone) and commit it; on a state change, read the
         user again and compute it again."""
         for _ in range(CONFLICT_RETRIES):
@@ -211,12 +228,14 @@ class TurnRunner:
 
     async def _commit(
         self, row: Message, user: User, before: dict[str, Any], ref: ChatRef, outcome: Outcome
-    ) -> Outcome | None:
+    ) -> tuple[Outcome, list[Message]] | None:
+        """Commit the computed turn; the outcome and its stored reply rows, or None when another run did it."""
         if outcome.effects_sql is not None and _postgres():
             changed = {name: value for name, value in user_state(user).items() if value != before[name]}
-            if await finish_turn_at_once(row, user, changed, ref, outcome, outcome.effects_sql):
+            replies = await finish_turn_at_once(row, user, changed, ref, outcome, outcome.effects_sql)
+            if replies is not None:
                 user.version += 1
-                return outcome
+                return outcome, replies
             # A part did not take place (another run finished the message, the user changed, no unit left) and
             # nothing was written: the transaction below finds out which, and answers as it always did.
         try:
@@ -224,7 +243,7 @@ class TurnRunner:
                 for effect in outcome.effects:  # they may set user fields (the avatar being set up): saved below
                     await effect()
                 changed = {name: value for name, value in user_state(user).items() if value != before[name]}
-                flipped, saved = await finish_turn(row, user, changed, ref, outcome)
+                flipped, saved, replies = await finish_turn(row, user, changed, ref, outcome)
                 if not flipped:  # another run finished it first: roll back what the effects wrote
                     raise _AlreadyDone()
                 if not saved:  # the user changed under the turn: roll back, compute it again
@@ -232,7 +251,7 @@ class TurnRunner:
                 user.version += 1
         except _AlreadyDone:
             return None
-        return outcome
+        return outcome, replies
 
     async def _inbound(self, row: Message, user: User, ref: ChatRef) -> InboundMessage:
         """The stored message as the engine sees it; a typed number answers a question shown as a numbered list."""
@@ -376,43 +395,49 @@ async def count_attempt(message_id: int, attempts: int, user_id: int) -> User | 
 
 async def finish_turn(
     row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome
-) -> tuple[bool, bool]:
+) -> tuple[bool, bool, list[Message]]:
     """Inside the commit's transaction: flip the message to done (only from pending), write the user fields the
     turn `changed` unless someone changed the user meanwhile (`User.version`: a concurrent write of another field,
-    e.g. sign-out's auth_epoch, stays), and store the replies as pending outbound rows. (flipped, saved): when
-    either is False the caller rolls back."""
-    flipped, saved, *_ = await _run_together(_turn_parts(row, user, changed, ref, outcome))
-    return flipped > 0, saved > 0
+    e.g. sign-out's auth_epoch, stays), and store the replies as pending outbound rows. (flipped, saved, the stored
+    reply rows): when either of the first two is False the caller rolls back."""
+    parts, replies = _turn_parts(row, user, changed, ref, outcome)
+    flipped, saved, *stored = await _run_together(parts)
+    return bool(flipped), bool(saved), _reply_rows(replies, stored[0] if stored else [])
 
 
 async def finish_turn_at_once(
     row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome, effects: tuple[str, list[Any]]
-) -> bool:
+) -> list[Message] | None:
     """PostgreSQL, with no transaction open: `finish_turn` and the outcome's `effects` (an SQL boolean expression,
     `Outcome.effects_sql`) as ONE statement, committed on its own: no BEGIN and COMMIT round trips. Everything or
     nothing: unless the effects took place, the message was flipped and the user saved, `ava_require` (migration
-    0011) raises and the statement rolls back as a whole; then False."""
+    0011) raises and the statement rolls back as a whole; then None, else the stored reply rows."""
     expression, every = effects
+    parts, replies = _turn_parts(row, user, changed, ref, outcome)
     ctes = [f"e AS (SELECT {expression} AS ok)"]
-    for index, (query, values) in enumerate(_turn_parts(row, user, changed, ref, outcome)):
+    for index, (query, values) in enumerate(parts):
         ctes.append(f"s{index} AS ({_shift(query, len(every))})")
         every = [*every, *values]
     # Data-modifying CTEs run to completion whether read or not; `e` runs when read: the check reads it (if another
     # part failed first, the check fails anyway).
     check = "(SELECT ok FROM e) AND (SELECT count(*) FROM s0) = 1 AND (SELECT count(*) FROM s1) = 1"
+    ids = "ARRAY(SELECT id FROM s2 ORDER BY id)" if replies else "'{}'::bigint[]"
     try:
-        await _sql(f"WITH {', '.join(ctes)} SELECT ava_require({check}, 'turn not committed') AS ok", every)
+        [result] = await _sql(
+            f"WITH {', '.join(ctes)} SELECT ava_require({check}, 'turn not committed') AS ok, {ids} AS ids", every
+        )
     except Exception as exc:
         if getattr(exc, "sqlstate", None) == _NOT_COMMITTED:
-            return False
+            return None
         raise
-    return True
+    return _reply_rows(replies, list(result["ids"]))
 
 
 def _turn_parts(
     row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome
-) -> list[tuple[str, list[Any]]]:
-    """`finish_turn`'s statements, each ending in RETURNING: the flip, the user's save, the replies (if any)."""
+) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]]]:
+    """`finish_turn`'s statements, each ending in RETURNING id: the flip, the user's save, the replies (if any);
+    and the replies' field values."""
     now = datetime.now(UTC)
     fields = User._meta.fields_map
     assignments = [f'"{name}" = ${n}' for n, name in enumerate(changed, start=1)]
@@ -426,7 +451,7 @@ def _turn_parts(
         (_FLIP, [MessageStatus.DONE.value, now, outcome.user_in_history, row.id, MessageStatus.PENDING.value]),
         (save, [*values, user.version + 1, now, user.id, user.version]),
     ]
-    replies = outbound_rows(user.id, ref, outcome)
+    replies = [reply | {"created_at": now} for reply in outbound_rows(user.id, ref, outcome)]
     if replies:
         payload = Message._meta.fields_map["payload"]
         width = len(_OUTBOUND_COLUMNS)
@@ -436,26 +461,36 @@ def _turn_parts(
         insert = f"INSERT INTO messages ({', '.join(_OUTBOUND_COLUMNS)}) VALUES {tuples} RETURNING id"  # noqa: S608
         inserted: list[Any] = []
         for reply in replies:
-            reply["payload"] = payload.to_db_value(reply["payload"], Message)
-            reply["direction"], reply["status"] = reply["direction"].value, reply["status"].value
-            inserted += [reply.get(column, now) for column in _OUTBOUND_COLUMNS]  # created_at: now
+            stored = reply | {
+                "payload": payload.to_db_value(reply["payload"], Message),
+                "direction": reply["direction"].value,
+                "status": reply["status"].value,
+            }
+            inserted += [stored[column] for column in _OUTBOUND_COLUMNS]
         parts.append((insert, inserted))
-    return parts
+    return parts, replies
 
 
-async def _run_together(parts: list[tuple[str, list[Any]]]) -> list[int]:
-    """Run statements that each end in RETURNING (in the caller's transaction); how many rows each returned. On
+def _reply_rows(replies: list[dict[str, Any]], ids: list[int]) -> list[Message]:
+    """The stored reply rows as the drain delivers them (ids in insertion order are the replies' order)."""
+    if len(ids) != len(replies):
+        raise RuntimeError(f"{len(replies)} replies stored as {len(ids)} rows")
+    return [Message(id=row_id, **values) for row_id, values in zip(sorted(ids), replies, strict=True)]
+
+
+async def _run_together(parts: list[tuple[str, list[Any]]]) -> list[list[int]]:
+    """Run statements that each end in `RETURNING id` (in the caller's transaction); the ids each returned. On
     PostgreSQL as ONE statement (each a CTE; they see the same snapshot, so they must not depend on each other)."""
     if not _postgres():
-        return [len(await _sql(query, values)) for query, values in parts]
+        return [[row["id"] for row in await _sql(query, values)] for query, values in parts]
     ctes: list[str] = []
     every: list[Any] = []
     for index, (query, values) in enumerate(parts):
         ctes.append(f"s{index} AS ({_shift(query, len(every))})")
         every += values
-    counts = ", ".join(f"(SELECT count(*) FROM s{index}) AS n{index}" for index in range(len(parts)))  # noqa: S608
-    [row] = await _sql(f"WITH {', '.join(ctes)} SELECT {counts}", every)
-    return [int(row[f"n{index}"]) for index in range(len(parts))]
+    ids = ", ".join(f"ARRAY(SELECT id FROM s{i} ORDER BY id) AS r{i}" for i in range(len(parts)))  # noqa: S608
+    [row] = await _sql(f"WITH {', '.join(ctes)} SELECT {ids}", every)
+    return [list(row[f"r{index}"]) for index in range(len(parts))]
 
 
 def _shift(query: str, offset: int) -> str:

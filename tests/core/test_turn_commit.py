@@ -15,10 +15,14 @@ import pytest
 from arq.connections import ArqRedis
 from tortoise.expressions import F
 
+from ava_bot.queueing import slot_key
 from ava_bot.wiring import Services, build_services
 from billing.entitlements import BillingEntitlements
 from billing.models import QuotaCharge, QuotaKind, QuotaUsage
+from core.delivery import store_replies
+from core.messages import ChatRef, InboundMessage, TextReply
 from core.models import Direction, Message, MessageStatus, User
+from core.outcome import Outcome
 from tests.core.test_setup_flow import Chat, texts
 from tests.fakes.entitlements import subscribe
 from tests.fakes.openai import FakeOpenAI
@@ -124,3 +128,45 @@ async def test_the_last_unit_taken_meanwhile_leaves_no_charge_and_the_turn_says_
     assert "You've used all 1 message of today" in texts(await turn)
     assert await _units(user.id) == (1, 0)
     assert not await Message.exists(user_id=user.id, direction=Direction.OUTBOUND, text="echo: hello")
+
+
+async def test_a_drain_looks_at_its_rows_once_and_leaves_nothing_stored_meanwhile_behind(
+    services: Services, fake_llm: FakeOpenAI, redis: ArqRedis
+) -> None:
+    """Three messages in one drain: one look at the pending rows, each turn's reply delivered from its commit, in
+    order. A photo's notice stored while the first turn ran is not in that look: the drain leaves it, and after
+    releasing the slot schedules the next drain for it, which sends it."""
+    user = await ready_user("o5")
+    await subscribe(user.id, messages=10)
+    ref = ChatRef("web", "o5")
+    for n in range(3):
+        await services.inbox.receive(InboundMessage(ref, f"o5:{n}", f"hello {n}", None))
+    holder = await redis.get(slot_key(user.id))
+    assert holder is not None  # the inbox scheduled the drain: this test runs its job
+    token = holder.decode()
+    fake_llm.slow_when("hello 0", 0.3)
+
+    async def notice_meanwhile() -> None:
+        async def answering() -> bool:
+            return fake_llm.in_flight > 0
+
+        await eventually(answering, what="the model answering")
+        await store_replies(user.id, ref, Outcome([TextReply("your photo")]), key="photo:o5")
+
+    with statements() as records:
+        noticing = asyncio.create_task(notice_meanwhile())
+        assert await services.runner.run_drain_job(user.id, token) == "idle"
+        await noticing
+    looks = [sql for sql in _sql_of(records) if sql.startswith("SELECT * FROM messages WHERE user_id")]
+    assert len(looks) == 1, looks
+    assert await _sent(user.id) == ["echo: hello 0", "echo: hello 1", "echo: hello 2"]
+    assert await Message.filter(user_id=user.id, text="your photo", status=MessageStatus.PENDING).exists()
+    successor = await redis.get(slot_key(user.id))
+    assert successor is not None and successor.decode() != token  # the next drain is scheduled for the notice
+    assert await services.runner.drain(user.id, token=successor.decode()) is None
+    assert await _sent(user.id) == ["echo: hello 0", "echo: hello 1", "echo: hello 2", "your photo"]
+
+
+async def _sent(user_id: int) -> list[str]:
+    rows = await Message.filter(user_id=user_id, direction=Direction.OUTBOUND, status=MessageStatus.SENT)
+    return [row.text or "" for row in sorted(rows, key=lambda row: row.processed_at or row.created_at)]

@@ -11,8 +11,10 @@ message and runs its turn:
    requests), then one statement: the inbound status flip (only from pending: a message is done once; else
    everything rolls back), the user's state (one conditional UPDATE of the
    fields the turn changed, only if no one changed the user meanwhile: `User.version`, else the turn is
-   computed again) and the outbound reply rows;
-4. dispatch recorded photos, deliver the replies.
+   computed again) and the outbound reply rows. On PostgreSQL a turn whose only effect is its quota unit
+   (`Outcome.effects_sql`: a chat turn) is all of that as ONE statement without BEGIN / COMMIT, rolled back whole
+   by `ava_require` when a part did not take place; the transaction then answers as it always did;
+4. dispatch recorded photos, deliver the replies (the rows the commit stored: the slice read its rows once).
 
 A turn that raises counts as a failed attempt: after `max_turn_attempts` the message is `failed`, a dead letter
 holds its payload and the error, the user gets one friendly line and the next message goes on. Attempts are

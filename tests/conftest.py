@@ -23,6 +23,7 @@ from tortoise import connections
 from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
 from ava_bot.settings import Settings
 from imaging.certs import DevCertificates, create_dev_certificates
+from tests.fakes.openai import FakeOpenAI
 
 #: Scans every log record of the suite for secrets (tests/logscan.py).
 pytest_plugins = ["tests.logscan"]
@@ -146,3 +147,10 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stderr
     return path
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenAI-compatible server (an echo unless the test scripts its answers), reached by the real client."""
+    async with FakeOpenAI() as fake:
+        yield fake

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq.connections import ArqRedis
 
@@ -23,12 +21,6 @@ from tests.core.test_setup_flow import Gate
 from tests.fakes.openai import FakeOpenAI
 from tests.portal.conftest import page_token, sign_up
 from tests.support import eventually, stamped_button
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 class Browser:

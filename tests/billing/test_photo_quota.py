@@ -4,10 +4,8 @@ recorded (no `send_photo` tool without photos left, a per-user request rate)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from arq.connections import ArqRedis
 
 from ava_bot.wiring import Services, build_services
@@ -183,12 +181,6 @@ async def test_an_unsubscribed_users_photo_is_refused_at_job_start(env: Env) -> 
 
 
 # -- before a photo is recorded: the engine ------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 def engine_services(redis: ArqRedis, make_settings: Any, fake_llm: FakeOpenAI, **settings: Any) -> Services:

@@ -7,7 +7,6 @@ server spoken to by the real openai client.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,12 +41,6 @@ from tests.support import eventually, running_worker
 from tests.support import ready_user as support_ready_user
 
 FAKE = "fake"
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,12 +24,6 @@ from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.queue import RecordingQueue
 from tests.support import eventually, ready_user, running_worker
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

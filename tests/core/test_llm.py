@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import openai
 import pytest
 
@@ -12,12 +10,6 @@ from core.llm import OfflineDemoLLM, OpenAICompatibleLLM
 from core.persona import SEND_PHOTO_TOOL
 from core.ports import ChatMessage, LLMProvider
 from tests.fakes.openai import FakeOpenAI
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 def provider(fake: FakeOpenAI, *, timeout: float = 5.0) -> OpenAICompatibleLLM:

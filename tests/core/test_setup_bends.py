@@ -7,7 +7,6 @@ the real platforms' capabilities, rendered by the core renderer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -42,12 +41,6 @@ ANSWERS = {
 }
 CHANGE_LABELS = ["Change gender", "Change age", "Change nationality", "Change looks", "Change name"]
 SUMMARY_LABELS = [CONFIRM_LABEL, *CHANGE_LABELS, "Change personality"]
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ from tests.fakes.openai import FakeOpenAI
 
 
 @pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def moderations() -> AsyncIterator[FakeModerations]:
     async with FakeModerations() as fake:
         yield fake

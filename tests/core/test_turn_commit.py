@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,12 +26,6 @@ from tests.core.test_setup_flow import Chat, texts
 from tests.fakes.entitlements import subscribe
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, ready_user, statements
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

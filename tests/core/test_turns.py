@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,12 +26,6 @@ from core.persona import turn_failed_line
 from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, ready_user, running_worker
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the age floor of 20 holds for every spelling, nothing broken is stored, and no t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -63,12 +62,6 @@ ODD_TEXTS = [
     "x" * 100_000,
     "😀" * 50_000,
 ]
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

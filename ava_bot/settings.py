@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     #: Prepended to every object key (e.g. "ava/" when the bucket is shared); photos go under "<prefix>photos/".
     s3_prefix: str = ""
+    #: Whether the image provider (Replicate, on the internet) can reach the S3 endpoint: then it fetches each
+    #: photo's reference itself by a presigned URL valid 10 minutes, instead of the worker reading the reference
+    #: and sending it as a data URI. Unset: yes on AWS S3 (no S3_ENDPOINT_URL), no for a custom endpoint.
+    s3_reachable_by_provider: bool | None = None
     c2pa_cert_chain: Path | None = None
     c2pa_private_key: Path | None = None
     watermark_text: str = "AI-generated"
@@ -182,6 +186,15 @@ class Settings(BaseSettings):
     def s3_configured(self) -> bool:
         """True when photos live in S3-compatible object storage (S3_BUCKET set) rather than under MEDIA_DIR."""
         return not _is_unset(self.s3_bucket)
+
+    @property
+    def references_by_url(self) -> bool:
+        """True when the image provider fetches references from S3 by presigned URLs (S3_REACHABLE_BY_PROVIDER)."""
+        if not self.s3_configured:
+            return False
+        if self.s3_reachable_by_provider is not None:
+            return self.s3_reachable_by_provider
+        return _is_unset(self.s3_endpoint_url)
 
     def missing_s3_settings(self) -> list[str]:
         """The S3 settings still unset when some are set (an empty list: S3 fully configured, or not at all)."""

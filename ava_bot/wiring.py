@@ -525,6 +525,7 @@ async def open_photo_pipeline(
             charge=charge_photo,
             refund=refund_photo,
             announce=announce,
+            reference_by_url=settings.references_by_url,
         )
         close = getattr(chosen, "aclose", None)
         if close is not None:

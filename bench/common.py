@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
 from ava_bot.settings import Settings
+from tests.reliability.processes import AS_DEPLOYED
 
 ADMIN_DATABASE_URL = os.environ.get("AVA_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -97,14 +98,14 @@ def free_port() -> int:
 def ava_env(workdir: Path, database_url: str, **settings: str) -> dict[str, str]:
     """The environment of an Ava process for a benchmark: development mode on the given database and
     AVA_TEST_REDIS_URL, files under `workdir`, and `settings` (upper-cased names) on top. Setting variables of the
-    caller's environment are left out, so a developer's `.env`-style exports cannot change the figures. glibc's
-    MALLOC_ARENA_MAX is 2 unless the caller set it, as the Dockerfile runs the processes."""
+    caller's environment are left out, so a developer's `.env`-style exports cannot change the figures. The
+    interpreter runs as the Dockerfile runs it (`AS_DEPLOYED`: glibc's MALLOC_ARENA_MAX=2, PYTHONOPTIMIZE=2) unless
+    the caller set those variables."""
     names = {name.upper() for name in Settings.model_fields}
     env = {key: value for key, value in os.environ.items() if key.upper() not in names}
     env |= {key.upper(): str(value) for key, value in _base_settings(workdir, database_url).items()}
     env |= {key.upper(): value for key, value in settings.items()} | {"PYTHONPATH": str(ROOT)}
-    env.setdefault("MALLOC_ARENA_MAX", "2")  # as the Dockerfile runs every process (measured as deployed)
-    return env
+    return AS_DEPLOYED | env  # as the Dockerfile runs every process (measured as deployed)
 
 
 def ava_settings(workdir: Path, database_url: str, **values: Any) -> Settings:

@@ -11,8 +11,11 @@ python-telegram-bot client to `tests.fakes.telegram.FakeTelegram`.
 By default the processes have Telegram, the LLM and the placeholder image provider configured, photos on local
 disk. `--all-services` configures, as a production deployment with every service would, WhatsApp (the fake Graph
 API), Stripe (the fake API: no call is made, the users are subscribed in the database), S3 photo storage (moto's S3
-server in this process) and the moderation layer (the fake moderation API, asked about every photo prompt) too; the
-users still write through Telegram.
+server in this process), the moderation layer (the fake moderation API, asked about every photo prompt) and the
+production image provider, Replicate (`tests.fakes.replicate.FakeReplicate` answering with a ~1 MP JPEG, which the
+worker downloads as it would FLUX's output, instead of drawing a placeholder itself; the fake fetches each photo's
+reference from the bucket by its presigned URL, as Replicate does when it can reach the bucket: the default on AWS
+S3); the users still write through Telegram.
 
 Messages are sent in batches with the backlog kept under one batch, so memory reflects steady work, not a queue.
 The inbound rate limit is raised for the run (INBOUND_PER_USER_PER_MINUTE) so no message is stored as `limited`.
@@ -49,6 +52,7 @@ from tests.fakes import stripe as fake_stripe
 from tests.fakes import whatsapp as fake_whatsapp
 from tests.fakes.entitlements import subscribe
 from tests.fakes.moderation import FakeModerations
+from tests.fakes.replicate import FakeReplicate
 from tests.fakes.s3 import MotoS3
 from tests.fakes.server import FakeServer
 from tests.fakes.stripe import FakeStripe
@@ -167,6 +171,9 @@ async def all_services(stack: contextlib.AsyncExitStack) -> tuple[dict[str, str]
     stripe = await stack.enter_async_context(FakeStripe())
     moderation = await stack.enter_async_context(FakeModerations())
     moderation.requests = _Discard()
+    replicate = await stack.enter_async_context(FakeReplicate(polls_to_finish=1))
+    replicate.jpeg = make_photo(832, 1248)  # FLUX's ~1 MP output
+    replicate.created = replicate.fetched = _Discard()
     s3 = stack.enter_context(MotoS3())
     bucket = "ava-bench"
     await s3.create_bucket(bucket)
@@ -185,6 +192,10 @@ async def all_services(stack: contextlib.AsyncExitStack) -> tuple[dict[str, str]
         "moderation_disabled": "false",
         "moderation_base_url": f"{moderation.url}/v1",
         "moderation_api_key": "bench-moderation-key",
+        "image_provider": "replicate",
+        "replicate_api_token": replicate.token,
+        "replicate_base_url": replicate.url,
+        "s3_reachable_by_provider": "true",  # as on AWS S3 (the default there): the fake fetches references itself
         **s3.settings(bucket),
     }
     return settings, connection
@@ -203,7 +214,7 @@ async def run(turns: int, photos: int, users: int, batch: int, *, every_service:
             contextlib.AsyncExitStack() as stack,
         ):
             telegram.calls = _Discard()  # the fake keeps no record: 10,000 sends would only fill this process
-            services: dict[str, str] = {}
+            services: dict[str, str] = {"image_provider": "placeholder"}
             store: PhotoStore = LocalPhotoStore(workdir / "media" / "photos")
             if every_service:
                 services, connection = await all_services(stack)
@@ -217,7 +228,6 @@ async def run(turns: int, photos: int, users: int, batch: int, *, every_service:
                 telegram_api_base_url=telegram.url,
                 llm_base_url=f"{llm.url}/v1",
                 llm_api_key=LLM_KEY,
-                image_provider="placeholder",
                 inbound_per_user_per_minute="100000",
                 photo_requests_per_user_per_hour="1000",
                 **services,

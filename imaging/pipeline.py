@@ -1,8 +1,8 @@
 """`PhotoPipeline`: one photo from queued to ready (or failed / blocked), safe to run more than once.
 
 prompt -> screening (each field alone, the scene alone, the prompt; rules, then the moderation model) ->
-provider (conditioned on the reference's private original) -> download -> watermark -> C2PA sign -> store ->
-ready -> notice.
+provider (conditioned on the reference's private original: its bytes, or with `reference_by_url` a presigned URL
+the provider fetches it from) -> download -> watermark -> C2PA sign -> store -> ready -> notice.
 
 arq delivers at least once, and the sweeper re-enqueues photos Redis lost, so a run may repeat a run that
 crashed half-way, or (rarely) overlap another. Every state change is a conditional update (only from a
@@ -72,7 +72,7 @@ from imaging.providers import (
 )
 from imaging.safety import check_field
 from imaging.screening import screen_photo
-from imaging.storage import PhotoStore
+from imaging.storage import FetchableStore, PhotoStore
 from imaging.transitions import move_photo, single_statement
 from imaging.watermark import apply_watermark
 
@@ -85,6 +85,9 @@ CONTENT_POLICY_ERROR = "content_policy"
 _TERMINAL = frozenset({PhotoStatus.READY, PhotoStatus.FAILED, PhotoStatus.BLOCKED})
 #: Prefix of `Photo.error` when the photo was refused for want of quota (never generated, never dead-lettered).
 QUOTA_ERROR = "quota"
+#: How long a reference's URL lets the provider fetch it: longer than a prediction may wait in the provider's
+#: queue and run (Replicate's is cancelled after `ReplicateImageProvider`'s 120 s by default).
+REFERENCE_URL_SECONDS = 600
 
 #: Charges one unit of the photo's quota (idempotent per photo); refunds it.
 ChargeHook = Callable[[Photo], Awaitable[QuotaVerdict]]
@@ -118,12 +121,16 @@ class PhotoPipeline:
         refund: RefundHook | None = None,
         announce: Callable[[ChatRef, ActivityKind], Awaitable[object]] | None = None,
         max_postprocessing: int | None = None,
+        reference_by_url: bool = False,
+        reference_url_seconds: int = REFERENCE_URL_SECONDS,
     ) -> None:
         """`safety`: both layers (default: the rules alone). `originals`: the private store of references'
         unwatermarked originals, which later photos are conditioned on (None: condition on the signed copy).
         `charge` / `refund`: the photo quota (None: photos are not counted). `announce`: shows a one-off
         activity in a chat (None: retries are silent). `max_postprocessing`: photos watermarked and signed at
-        once (default: the CPU count)."""
+        once (default: the CPU count). `reference_by_url`: the provider fetches the reference itself, by a URL
+        valid `reference_url_seconds`, when its store gives one (S3: a presigned GET; only where the provider can
+        reach the bucket), instead of this worker reading it and sending its bytes."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         # Post-processing is CPU work in threads holding several decoded copies of a photo (tens of MB each): more
@@ -146,6 +153,8 @@ class PhotoPipeline:
         self._charge = charge
         self._refund = refund
         self._announce = announce
+        self._reference_by_url = reference_by_url
+        self._reference_url_seconds = reference_url_seconds
 
     @property
     def max_attempts(self) -> int:
@@ -198,12 +207,12 @@ class PhotoPipeline:
 
         # The reference (its row, then its file) is read while the screening runs (the moderation model is a
         # network call); it is only used, and its errors only count, once the screening allowed the photo.
-        reading = asyncio.ensure_future(self._reference_image(avatar)) if kind == "photo" else None
+        reading = asyncio.ensure_future(self._reference(avatar)) if kind == "photo" else None
         try:
             if reading is not None:
                 await asyncio.sleep(0)  # let it send its query before the rules' CPU work holds the loop
             refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
-            reference = await reading if reading is not None and refusal is None else None
+            reference, reference_url = await reading if reading is not None and refusal is None else (None, None)
         finally:
             if reading is not None:  # unused when refused, or when the screening failed: stop it, ignore its end
                 reading.cancel()
@@ -225,7 +234,8 @@ class PhotoPipeline:
         photo.prompt = prompt
 
         async with self._showing(photo):
-            result = await self._provider.generate(ImageRequest(prompt=prompt, reference_image=reference))
+            request = ImageRequest(prompt=prompt, reference_image=reference, reference_image_url=reference_url)
+            result = await self._provider.generate(request)
             raw = await self._image_bytes(result)
         try:
             async with self._postprocessing:  # one worker thread for both steps (the native code releases the GIL)
@@ -293,8 +303,10 @@ class PhotoPipeline:
             return contextlib.nullcontext()
         return self._activity(ChatRef(photo.chat_channel, photo.chat_id))
 
-    async def _reference_image(self, avatar: Avatar) -> bytes:
-        """The stored JPEG of the avatar's approved reference photo."""
+    async def _reference(self, avatar: Avatar) -> tuple[bytes | None, str | None]:
+        """The avatar's approved reference photo for the provider: its stored JPEG, or (`reference_by_url`, from a
+        store that gives one) a short-lived URL of it, which keeps a ~1 MB data URI per photo job in flight out
+        of this worker's memory (and the read out of its time)."""
         if avatar.reference_photo_id is None or avatar.approved_at is None:
             raise PermanentPhotoFailure(f"avatar {avatar.id} has no approved reference photo")
         reference = await Photo.get_or_none(id=avatar.reference_photo_id, avatar_id=avatar.id)
@@ -302,11 +314,15 @@ class PhotoPipeline:
             raise PermanentPhotoFailure(
                 f"reference photo {avatar.reference_photo_id} of avatar {avatar.id} is not ready"
             )
-        try:
-            if reference.original_key is not None and self._originals is not None:
-                return await self._originals.get(reference.original_key)  # clean: no watermark to copy
+        store, key = self._store, reference.storage_key
+        if reference.original_key is not None and self._originals is not None:
+            store, key = self._originals, reference.original_key  # clean: no watermark to copy
+        else:
             logger.warning("reference photo %s has no original: conditioning on its signed copy", reference.id)
-            return await self._store.get(reference.storage_key)
+        try:
+            if self._reference_by_url and isinstance(store, FetchableStore):
+                return None, await store.fetch_url(key, expires_in=self._reference_url_seconds)
+            return await store.get(key), None
         except (PhotoNotStored, InvalidStorageKey) as exc:
             raise PermanentPhotoFailure(f"reference photo {reference.id} cannot be read: {exc}") from exc
         except StorageError as exc:  # the store is unreachable or failing (S3 down): worth another attempt

@@ -78,6 +78,9 @@ class S3Connection:
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             retries={"max_attempts": config.max_attempts, "mode": "standard"},
+            # SigV4 also for presigned URLs (botocore presigns with the legacy SigV2 otherwise, which AWS regions
+            # opened since 2014 refuse).
+            signature_version="s3v4",
             # Path-style URLs: MinIO and other self-hosted servers rarely have wildcard DNS for bucket hosts.
             s3={"addressing_style": "path" if config.endpoint_url else "auto"},
         )
@@ -156,12 +159,23 @@ class S3PhotoStore:
             answer = await self._connection.client.get_object(Bucket=self._connection.config.bucket, Key=object_key)
             async with answer["Body"] as body:
                 return await body.read()
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise PhotoNotStored("nothing stored under this key") from None
-            raise StorageError(f"cannot read the photo: {_describe(exc)}") from None
         except _S3_ERRORS as exc:
-            raise StorageError(f"cannot read the photo: {_describe(exc)}") from None
+            raise _reading_failure(exc, "read") from None
+
+    async def fetch_url(self, key: str, *, expires_in: int) -> str:
+        """A presigned GET URL of the object under `key`, valid `expires_in` seconds (`FetchableStore`), once a
+        HEAD showed the object exists: `PhotoNotStored` when it does not, `StorageError` when S3 cannot say.
+
+        Signing is local (no request); the URL is a capability, never logged here."""
+        object_key = self.object_key(key)
+        client, bucket = self._connection.client, self._connection.config.bucket
+        try:
+            await client.head_object(Bucket=bucket, Key=object_key)
+            return await client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=expires_in
+            )
+        except _S3_ERRORS as exc:
+            raise _reading_failure(exc, "share") from None
 
     async def delete(self, key: str) -> None:
         """Remove the object under `key` (S3 answers success when there is none)."""
@@ -179,6 +193,13 @@ def quiet_botocore_logs() -> None:
         chosen = logging.getLogger(name)
         if chosen.level == logging.NOTSET:
             chosen.setLevel(logging.WARNING)
+
+
+def _reading_failure(exc: BaseException, doing: str) -> StorageError:
+    """`PhotoNotStored` for S3's "no such object", else a `StorageError` saying what could not be done."""
+    if isinstance(exc, ClientError) and _code(exc) in _MISSING:
+        return PhotoNotStored("nothing stored under this key")
+    return StorageError(f"cannot {doing} the photo: {_describe(exc)}")
 
 
 def _code(exc: ClientError) -> str:

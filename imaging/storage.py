@@ -56,6 +56,17 @@ class PhotoStore(Protocol):
         ...
 
 
+@runtime_checkable
+class FetchableStore(Protocol):
+    """A store whose objects another service can fetch by a short-lived URL (S3's presigned GET)."""
+
+    async def fetch_url(self, key: str, *, expires_in: int) -> str:
+        """A URL of the object under `key`, valid `expires_in` seconds; `PhotoNotStored` when there is none.
+
+        The URL is a capability (whoever holds it can read the object until it expires): never log it."""
+        ...
+
+
 class LocalPhotoStore:
     """A `PhotoStore` on the local file system (a shared volume when web and worker run apart)."""
 

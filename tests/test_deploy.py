@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import yaml
 from pydantic import SecretStr
 
 from ava_bot.settings import Settings
+from tests.reliability.processes import AS_DEPLOYED
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("web", "worker")
@@ -254,6 +256,23 @@ def test_dockerfile_is_multistage_and_runs_as_non_root() -> None:
     assert any(i.upper().startswith("EXPOSE ") and "8080" in i for i in final)
     assert final[-1] == 'CMD ["ava-bot", "serve"]'
     assert any("uv sync --locked --no-dev" in i for stage in stages[:-1] for i in stage)
+
+
+def test_processes_run_optimized_with_their_bytecode_built_in_the_image() -> None:
+    """The runtime stage runs every process as the tests and benchmarks run theirs (`AS_DEPLOYED`: two malloc
+    arenas, PYTHONOPTIMIZE=2), and the builder compiles the `.opt-2.pyc` files that level reads (the runtime cannot
+    write them); compose does not override either."""
+    stages = _dockerfile_stages()
+    env_lines = [shlex.split(i)[1:] for i in stages[-1] if i.upper().startswith("ENV ")]
+    runtime_env = dict(pair.split("=", 1) for line in env_lines for pair in line)
+    assert {name: runtime_env.get(name) for name in AS_DEPLOYED} == AS_DEPLOYED
+    assert "PYTHONDONTWRITEBYTECODE" in runtime_env
+    builds = [i for stage in stages[:-1] for i in stage if i.upper().startswith("RUN ")]
+    assert any("python -OO -m compileall" in i and "/app/.venv/" in i for i in builds)
+    sync = next(n for n, i in enumerate(builds) if "--no-editable" in i and "--no-install-project" not in i)
+    assert any("-OO -m compileall" in i for i in builds[sync + 1 :]), "compiled before the project was installed"
+    for name in APP_SERVICES:
+        assert not set(AS_DEPLOYED) & set(_environment(_service(name)))
 
 
 def test_env_example_documents_every_setting() -> None:

@@ -19,7 +19,8 @@ class ImageRequest:
     aspect_ratio: str = "2:3"
     #: The approved reference JPEG; when given (or `reference_image_url`) the provider keeps that face.
     reference_image: bytes | None = field(default=None, repr=False)
-    reference_image_url: str | None = None
+    #: Or where the provider fetches it: a short-lived capability URL (a presigned GET), never shown in a repr or log.
+    reference_image_url: str | None = field(default=None, repr=False)
     seed: int | None = None
 
     @property

@@ -50,6 +50,7 @@ _POLICY_ERROR = re.compile(
     r"nsfw|flagged|sensitive|safety|moderat|content[ _-]?(policy|filter|violation)|inappropriate|\bE005\b",
     re.IGNORECASE,
 )
+_URL = re.compile(r"(\bhttps?://[^\s/?#\"'<>]+)[^\s\"'<>]*", re.IGNORECASE)
 _SEED_IN_LOGS = re.compile(r"\bseed\b\s*[:=]?\s*(\d+)", re.IGNORECASE)
 _THROTTLE_DETAIL = re.compile(r"(\d+(?:\.\d+)?)\s*(?:second|sec|s\b)", re.IGNORECASE)
 _PERMANENT_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})  # 402: out of credit
@@ -152,7 +153,7 @@ class ReplicateImageProvider:
 
     def _result(self, prediction: Prediction, model: str, request: ImageRequest) -> GeneratedImage:
         if prediction.status == "failed":
-            error = str(prediction.error or "no error message")
+            error = without_urls(str(prediction.error or "no error message"))
             if _POLICY_ERROR.search(error):
                 logger.info("replicate prediction %s refused by the safety filter", prediction.id)
                 raise ContentPolicyError(f"{model} refused the request: {error}", job_id=prediction.id)
@@ -179,6 +180,13 @@ class ReplicateImageProvider:
                 await self._client.predictions.async_cancel(prediction_id)
         except (ReplicateError, ProviderError, httpx.HTTPError, TimeoutError, ValueError) as exc:
             logger.warning("could not cancel replicate prediction %s: %s", prediction_id, type(exc).__name__)
+
+
+def without_urls(text: str) -> str:
+    """`text` with every URL cut to its scheme and host: Replicate's errors may quote the reference's presigned
+    URL, whose query is its signature (a capability) and whose path holds the object's unguessable key, and the
+    text goes to logs, `Photo.error` and dead letters."""
+    return _URL.sub(lambda found: f"{found.group(1)}/…", text)
 
 
 def _parse_model(ref: str) -> tuple[str, str]:
@@ -233,7 +241,7 @@ async def _raise_rate_limited(response: httpx.Response) -> None:
 
 def _from_http_error(exc: ReplicateError, model: str, job_id: str | None) -> ProviderError:
     status = exc.status or 0
-    detail = exc.detail or exc.title or "no detail"
+    detail = without_urls(exc.detail or exc.title or "no detail")
     if status == 429:  # only reached with a caller-supplied client (no response hook)
         found = _THROTTLE_DETAIL.search(detail)
         return TransientProviderError(

@@ -134,3 +134,42 @@ def test_empty_environment_values_count_as_unset(
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.port == 8080
     assert "C2PA_CERT_CHAIN" in settings.missing_production_settings()
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, False),  # photos on local disk: nothing to fetch by URL
+        ({"s3_reachable_by_provider": True}, False),  # ... even when told the (absent) bucket is reachable
+        ({"s3_bucket": "b", "s3_access_key_id": "k", "s3_secret_access_key": "s"}, True),  # AWS S3
+        (
+            {"s3_bucket": "b", "s3_access_key_id": "k", "s3_secret_access_key": "s", "s3_reachable_by_provider": False},
+            False,
+        ),
+        (
+            {
+                "s3_bucket": "b",
+                "s3_access_key_id": "k",
+                "s3_secret_access_key": "s",
+                "s3_endpoint_url": "http://minio:9000",
+            },
+            False,
+        ),
+        (
+            {
+                "s3_bucket": "b",
+                "s3_access_key_id": "k",
+                "s3_secret_access_key": "s",
+                "s3_endpoint_url": "https://r2.example.com",
+                "s3_reachable_by_provider": "true",
+            },
+            True,
+        ),
+    ],
+)
+def test_references_go_by_url_only_where_the_provider_can_reach_the_bucket(
+    make_settings: SettingsFactory, values: dict[str, Any], expected: bool
+) -> None:
+    """Presigned reference URLs by default on AWS S3 only (a custom endpoint may be a private MinIO Replicate
+    cannot reach); S3_REACHABLE_BY_PROVIDER says otherwise either way; never without S3."""
+    assert make_settings(**values).references_by_url is expected

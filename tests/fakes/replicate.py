@@ -5,6 +5,10 @@
     POST /v1/predictions/{id}/cancel             -> the prediction, now "canceled"
     GET  /files/{name}                           -> a small real JPEG
 
+An `input_image` given as an http(s) URL is fetched when the prediction is created, as Replicate fetches input
+files (`fetched` records what came back); a URL that does not answer 200 with the file fails the prediction with
+an error quoting the URL, as Replicate's does.
+
 Errors use Replicate's problem-details bodies (`title`, `detail`, `status`). Programmable per test:
 `fail_next`, `rate_limit_next`, `policy_fail_next`, `fail_prediction_next`, `hang_next`.
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
@@ -68,6 +73,8 @@ class FakeReplicate(FakeServer):
         self.created: list[CreatedPrediction] = []
         self._plans: list[tuple[str, str | None]] = []
         self.jpeg = _small_jpeg()
+        #: (url, HTTP status or 0 when unreachable, body) of every input_image URL fetched.
+        self.fetched: list[tuple[str, int, bytes]] = []
         self.handle("POST", CREATE, self._create)
         self.handle("GET", GET, self._get)
         self.handle("POST", CANCEL, self._cancel)
@@ -114,12 +121,27 @@ class FakeReplicate(FakeServer):
         body = await request.json()
         model = f"{request[MATCH]['owner']}/{request[MATCH]['name']}"
         plan, error = self._plans.pop(0) if self._plans else ("succeed", None)
+        image = body.get("input", {}).get("input_image")
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            status = await self._fetch(image)
+            if status != 200:
+                plan, error = "fail", f"Failed to download input file {image}: HTTP status {status or 'unreachable'}"
         prediction = FakePrediction(
             id=_prediction_id(), model=model, input=body.get("input", {}), plan=plan, error=error
         )
         self.predictions[prediction.id] = prediction
         self.created.append(CreatedPrediction(model=model, input=prediction.input))
         return web.json_response(self._json(prediction), status=201)
+
+    async def _fetch(self, url: str) -> int:
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url) as answer:
+                body = await answer.read()
+                self.fetched.append((url, answer.status, body))
+                return answer.status
+        except aiohttp.ClientError:
+            self.fetched.append((url, 0, b""))
+            return 0
 
     async def _get(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

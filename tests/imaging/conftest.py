@@ -1,8 +1,8 @@
-"""Fixtures of the imaging tests: the photo pipeline environment (`tests.imaging.pipeline_env`)."""
+"""Fixtures of the imaging tests: the photo pipeline environment (`tests.imaging.pipeline_env`), moto's S3."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,9 +12,11 @@ from arq.connections import ArqRedis
 from imaging.certs import DevCertificates, create_dev_certificates
 from imaging.provenance import ProvenanceSigner
 from imaging.providers.replicate import ReplicateImageProvider
+from imaging.s3 import S3Connection
 from imaging.service import PhotoService
 from imaging.storage import LocalPhotoStore
 from tests.fakes.replicate import FakeReplicate
+from tests.fakes.s3 import MotoS3, unique_bucket
 from tests.imaging.pipeline_env import EDIT_MODEL, REFERENCE_MODEL, TOKEN, Env, Hooks
 
 
@@ -55,3 +57,25 @@ async def env(
             )
         finally:
             await provider.aclose()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoS3]:
+    """moto's S3 server for this module."""
+    with MotoS3() as server:
+        yield server
+
+
+@pytest.fixture
+async def bucket(moto: MotoS3) -> str:
+    """A fresh bucket on the server."""
+    name = unique_bucket()
+    await moto.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+async def connection(moto: MotoS3, bucket: str) -> AsyncIterator[S3Connection]:
+    """An open S3 connection to the bucket."""
+    async with S3Connection(moto.config(bucket)) as opened:
+        yield opened

@@ -5,42 +5,22 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from ava_bot.wiring import build_originals, build_s3, build_store
 from core.errors import ConfigError
 from imaging.errors import InvalidStorageKey, PhotoNotStored, StorageError
 from imaging.s3 import S3Connection, S3PhotoStore
-from imaging.storage import LocalPhotoStore, PhotoStore
+from imaging.storage import FetchableStore, LocalPhotoStore, PhotoStore
 from tests.fakes.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoS3, free_port, unique_bucket
 
 KEY_SHAPE = re.compile(r"^[0-9A-Za-z_-]{2}/[0-9A-Za-z_-]{2}/[0-9A-Za-z_-]{43}\.jpg$")
 JPEG = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    """moto's S3 server for this module."""
-    with MotoS3() as server:
-        yield server
-
-
-@pytest.fixture
-async def bucket(moto: MotoS3) -> str:
-    """A fresh bucket on the server."""
-    name = unique_bucket()
-    await moto.create_bucket(name)
-    return name
-
-
-@pytest.fixture
-async def connection(moto: MotoS3, bucket: str) -> AsyncIterator[S3Connection]:
-    """An open S3 connection to the bucket."""
-    async with S3Connection(moto.config(bucket)) as opened:
-        yield opened
 
 
 async def test_round_trip_under_the_prefix(moto: MotoS3, bucket: str, connection: S3Connection) -> None:
@@ -100,6 +80,41 @@ async def test_global_prefix_comes_first(moto: MotoS3, bucket: str) -> None:
     async with S3Connection(moto.config(bucket, prefix="ava/")) as connection:
         key = await S3PhotoStore(connection, "photos/").put(JPEG)
     assert await moto.keys(bucket) == [f"ava/photos/{key}"]
+
+
+async def test_fetch_url_is_a_presigned_get_of_the_object(
+    moto: MotoS3, bucket: str, connection: S3Connection, tmp_path: Path
+) -> None:
+    """`fetch_url` gives a URL that reads exactly the stored object: SigV4-signed in its query for the lifetime
+    asked, naming the store's prefix and key. A store on local disk gives none (it is no `FetchableStore`)."""
+    store = S3PhotoStore(connection, "originals/")
+    key = await store.put(JPEG)
+    url = await store.fetch_url(key, expires_in=600)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert url.startswith(moto.url) and parts.path == f"/{bucket}/originals/{key}"
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["600"]
+    assert query["X-Amz-Signature"][0] and query["X-Amz-Credential"][0].startswith(f"{ACCESS_KEY_ID}/")
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(url)
+    assert (answer.status_code, answer.content) == (200, JPEG)
+    assert isinstance(store, FetchableStore)
+    assert not isinstance(LocalPhotoStore(tmp_path), FetchableStore)
+
+
+async def test_fetch_url_of_a_missing_or_malformed_key_is_refused(moto: MotoS3, bucket: str) -> None:
+    """No URL for nothing: a well-formed key with no object is `PhotoNotStored` (checked with a HEAD), a malformed
+    one `InvalidStorageKey` before any request, and an S3 that does not answer a `StorageError`."""
+    async with S3Connection(moto.config(bucket)) as connection:
+        store = S3PhotoStore(connection, "originals/")
+        with pytest.raises(PhotoNotStored):
+            await store.fetch_url("ab/cd/" + "q" * 43 + ".jpg", expires_in=60)
+        with pytest.raises(InvalidStorageKey):
+            await store.fetch_url("../../etc/passwd", expires_in=60)
+    async with S3Connection(MotoS3(free_port()).config(bucket, max_attempts=1)) as down:
+        with pytest.raises(StorageError) as failure:
+            await S3PhotoStore(down, "originals/").fetch_url("ab/cd/" + "q" * 43 + ".jpg", expires_in=60)
+    assert not isinstance(failure.value, PhotoNotStored) and "q" * 43 not in str(failure.value)
 
 
 async def test_credentials_never_logged(

@@ -8,7 +8,10 @@ random per test, so `AvaStack.assert_no_secrets` finds any leak of one.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from tests.fakes.replicate import FakeReplicate
 from tests.fakes.stripe import PRICE_ID, FakeStripe
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.whatsapp import PHONE_ID, FakeGraph
-from tests.reliability.processes import REPO, AvaStack
+from tests.reliability.processes import AS_DEPLOYED, REPO, AvaStack
 
 #: Where links sent in chat point (Telegram refuses URL buttons to loopback hosts, as the fake checks).
 PUBLIC_BASE_URL = "https://ava.example.test"
@@ -57,6 +60,24 @@ def with_address(url: str, host: str, port: int) -> str:
     parts = urlsplit(url)
     auth = parts.netloc.rpartition("@")[0]
     return urlunsplit(parts._replace(netloc=f"{auth + '@' if auth else ''}{host}:{port}"))
+
+
+#: What an `ava-bot` process imports, the lazily loaded clients of configured services included.
+PROCESS_MODULES = "ava_bot.cli, ava_bot.app, channels.whatsapp.client, imaging.s3, billing.stripe_api, replicate"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def deployed_bytecode() -> None:
+    """Compile once, before the first process starts, the bytecode processes load as deployed (`AS_DEPLOYED`:
+    PYTHONOPTIMIZE=2 reads `.opt-2.pyc` files, which the test run itself never writes), so no process of a test
+    spends its start-up timeout compiling ~2,100 modules."""
+    subprocess.run(  # our own interpreter, fixed arguments
+        [sys.executable, "-c", f"import {PROCESS_MODULES}"],
+        env=os.environ | AS_DEPLOYED,
+        cwd=REPO,
+        check=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture

@@ -35,6 +35,9 @@ from arq.connections import RedisSettings, create_pool
 from tests.logscan import scan as scan_shapes
 
 REPO = Path(__file__).resolve().parents[2]
+#: The interpreter's environment in the production image (the Dockerfile's runtime ENV; `tests/test_deploy.py`
+#: holds the two together): the processes here, and the benchmarks', run as deployed.
+AS_DEPLOYED = {"MALLOC_ARENA_MAX": "2", "PYTHONOPTIMIZE": "2"}
 #: The only variables of the test process a subprocess inherits (no Ava setting is among them).
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 #: Environment names whose values are secrets (besides passwords inside URLs).
@@ -195,7 +198,7 @@ class AvaStack:
         """The full environment of a new process: inherited basics, the stack's env, then the extras."""
         env = {name: os.environ[name] for name in INHERITED if name in os.environ}
         env["PYTHONUNBUFFERED"] = "1"
-        return env | self.env | dict(extra_env or {}) | more
+        return env | AS_DEPLOYED | self.env | dict(extra_env or {}) | more
 
     def spawn(self, command: str, extra_env: Mapping[str, str] | None = None, **more: str) -> AvaProcess:
         """Start `ava-bot <command>` (serve gets a free PORT unless given) without waiting for it."""

@@ -143,6 +143,7 @@ async def test_two_webs_two_workers_on_s3(ava_env: dict[str, str], fakes: Fakes,
             "S3_BUCKET": bucket,
             "S3_ACCESS_KEY_ID": f"AKIA{secrets.token_hex(8).upper()}",
             "S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+            "S3_REACHABLE_BY_PROVIDER": "true",  # moto is on loopback, where the fake Replicate fetches from
         }
         async with PhotoOnRequestLLM() as llm:
             env = {**ava_env, **s3_env, "LLM_BASE_URL": llm.base_url, "MEDIA_DIR": str(tmp_path / "no-media")}
@@ -173,6 +174,11 @@ async def run_scenario(stack: AvaStack, fakes: Fakes, moto: MotoS3, bucket: str)
         expected = {f"photos/{p.storage_key}" for p in [*photos.values(), *references]}
         assert set(await moto.keys(bucket, "photos/")) == expected and len(expected) == 2 * USERS
         await check_viewing(store, urls, users, photos, links)
+        # The references went by presigned URL: Replicate fetched each photo's from the bucket, the original's bytes.
+        kept = S3PhotoStore(connection, "originals/")
+        originals = {f"/{bucket}/originals/{p.original_key}": await kept.get(p.original_key or "") for p in references}
+        fetched = {urlsplit(url).path: (status, body) for url, status, body in fakes.replicate.fetched}
+        assert fetched == {path: (200, body) for path, body in originals.items()}
     for worker in workers:  # both workers took turns and photos (arq logs "→ <job id>:<function>(" per job)
         assert f":{DRAIN_JOB}(" in worker.output and f":{GENERATE_PHOTO_JOB}(" in worker.output
     await stack.stop_all()

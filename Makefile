@@ -52,7 +52,7 @@ lint: bootstrap
 	$(UV) run ruff check .
 	$(UV) run mypy
 
-# Every benchmark (figures, not pass/fail; bench/memory.py alone takes about ten minutes). Give them a Redis database
+# Every benchmark (figures, not pass/fail; bench/memory.py takes about seven minutes per run, twice). Give them a Redis database
 # of their own: AVA_TEST_REDIS_URL=redis://127.0.0.1:6379/<n> make bench
 bench: bootstrap services
 	$(UV) run python -m bench.postprocess
@@ -60,3 +60,4 @@ bench: bootstrap services
 	$(UV) run python -m bench.ingest
 	$(UV) run python -m bench.turn
 	$(UV) run python -m bench.memory
+	$(UV) run python -m bench.memory --all-services

@@ -282,16 +282,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--batch", type=int, default=200, help="webhooks sent at once; the backlog stays under it")
     parser.add_argument(
-        "--all-services", action="store_true", help="also configure WhatsApp, Stripe, S3 and moderation (see above)"
+        "--all-services",
+        action="store_true",
+        help="also configure WhatsApp, Stripe, S3, moderation and Replicate (see above)",
     )
     args = parser.parse_args()
     # The fakes' server logs a traceback each time a client drops a keep-alive connection: noise, not a failure.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     result = asyncio.run(run(args.turns, args.photos, args.users, args.batch, every_service=args.all_services))
     configured = (
-        "Telegram, WhatsApp, Stripe, S3, moderation"
+        "Telegram, WhatsApp, Stripe, S3 (references by URL), moderation, Replicate"
         if args.all_services
-        else "Telegram (no WhatsApp, Stripe, S3, moderation)"
+        else "Telegram, placeholder images (no WhatsApp, Stripe, S3, moderation)"
     )
     print(
         f"{args.turns} turns and {result['photos_ready']} photos ready, {args.users} users, "

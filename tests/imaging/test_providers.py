@@ -103,11 +103,12 @@ async def test_reference_then_kontext_photo(fake: FakeReplicate, provider: Repli
 
 
 async def test_reference_url_is_passed_as_is(fake: FakeReplicate, provider: ReplicateImageProvider) -> None:
-    """A reference given only by URL reaches Kontext unchanged."""
-    url = "https://media.example/ref.jpg"
+    """A reference given only by URL reaches Kontext unchanged, and Replicate fetches it from there."""
+    url = f"{fake.url}/files/ref.jpg"  # served by the fake itself (no network here)
     await provider.generate(ImageRequest(prompt="p", reference_image_url=url))
     assert fake.created[0].model == EDIT_MODEL
     assert fake.created[0].input["input_image"] == url
+    assert fake.fetched == [(url, 200, fake.jpeg)]
 
 
 async def test_seed_reported_in_logs_is_returned(provider: ReplicateImageProvider) -> None:

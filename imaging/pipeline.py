@@ -305,8 +305,9 @@ class PhotoPipeline:
 
     async def _reference(self, avatar: Avatar) -> tuple[bytes | None, str | None]:
         """The avatar's approved reference photo for the provider: its stored JPEG, or (`reference_by_url`, from a
-        store that gives one) a short-lived URL of it, which keeps a ~1 MB data URI per photo job in flight out
-        of this worker's memory (and the read out of its time)."""
+        store that gives one) a short-lived URL of it, which keeps the reference, its data URI and the input the
+        provider echoes back (about 1 MB per photo job in flight) out of this worker's memory, and the read out of
+        its time."""
         if avatar.reference_photo_id is None or avatar.approved_at is None:
             raise PermanentPhotoFailure(f"avatar {avatar.id} has no approved reference photo")
         reference = await Photo.get_or_none(id=avatar.reference_photo_id, avatar_id=avatar.id)

@@ -22,6 +22,7 @@ from core.models import Avatar, Direction, Message, User
 from core.ports import PhotoEvent
 from imaging.certs import DevCertificates
 from imaging.jobs import photo_functions
+from imaging.models import Photo, PhotoStatus
 from imaging.pipeline import PhotoPipeline
 from imaging.provenance import ProvenanceSigner
 from imaging.providers import GeneratedImage, ImageProvider, ImageRequest
@@ -185,6 +186,17 @@ async def _approve(avatar: Avatar, reference_id: int) -> None:
     avatar.reference_photo_id = reference_id
     avatar.approved_at = datetime.now(UTC)
     await avatar.save()
+
+
+async def _ready_reference(env: Env, pipeline: PhotoPipeline | None = None) -> tuple[Avatar, Photo]:
+    """An avatar whose reference portrait was generated through `pipeline` (default: the env's) and approved."""
+    avatar = await _avatar()
+    ref_id = await _request(env, avatar, kind="reference", key="ref")
+    await env.work(pipeline)
+    reference = await Photo.get(id=ref_id)
+    assert reference.status == PhotoStatus.READY
+    await _approve(avatar, ref_id)
+    return avatar, reference
 
 
 async def _request(

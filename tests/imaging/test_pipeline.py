@@ -17,7 +17,7 @@ from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 
 from core.messages import ChatRef
-from core.models import Avatar, DeadLetter, Direction, Message
+from core.models import DeadLetter, Direction, Message
 from core.ports import PhotoEvent, PhotoRequests
 from imaging.errors import DeadLetterNotReplayable, RetryLater
 from imaging.jobs import photo_cron_jobs, photo_functions, replay_dead_letter, sweep_photos
@@ -36,8 +36,8 @@ from tests.imaging.pipeline_env import (
     Crash,
     CrashOnce,
     Env,
-    _approve,
     _avatar,
+    _ready_reference,
     _request,
 )
 
@@ -50,17 +50,6 @@ async def _notices() -> list[tuple[object, object]]:
     """(photo id, status) of every committed notice row `on_finished` wrote, oldest first."""
     rows = await Message.filter(direction=Direction.OUTBOUND).order_by("id")
     return [((r.payload or {}).get("photo_id"), (r.payload or {}).get("status")) for r in rows]
-
-
-async def _ready_reference(env: Env) -> tuple[Avatar, Photo]:
-    """An avatar whose reference portrait was generated through the pipeline and approved."""
-    avatar = await _avatar()
-    ref_id = await _request(env, avatar, kind="reference", key="ref")
-    await env.work()
-    reference = await Photo.get(id=ref_id)
-    assert reference.status == PhotoStatus.READY
-    await _approve(avatar, ref_id)
-    return avatar, reference
 
 
 def _decode(data: bytes) -> Image.Image:

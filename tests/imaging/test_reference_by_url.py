@@ -15,7 +15,7 @@ from imaging.models import Photo, PhotoAudit, PhotoStatus
 from imaging.pipeline import REFERENCE_URL_SECONDS, PhotoPipeline
 from imaging.s3 import S3Connection, S3PhotoStore
 from imaging.storage import new_key
-from tests.imaging.pipeline_env import EDIT_MODEL, Env, _approve, _avatar, _request
+from tests.imaging.pipeline_env import EDIT_MODEL, Env, _ready_reference, _request
 
 
 class StaleLinks(S3PhotoStore):
@@ -32,12 +32,8 @@ def _pipeline(env: Env, connection: S3Connection, *, by_url: bool = True, stale:
 
 
 async def _approved_reference(env: Env, pipeline: PhotoPipeline) -> tuple[Avatar, Photo]:
-    avatar = await _avatar()
-    reference_id = await _request(env, avatar, kind="reference", key="ref")
-    await env.work(pipeline)
-    reference = await Photo.get(id=reference_id)
-    assert reference.status == PhotoStatus.READY and reference.original_key is not None
-    await _approve(avatar, reference_id)
+    avatar, reference = await _ready_reference(env, pipeline)
+    assert reference.original_key is not None
     return avatar, reference
 
 

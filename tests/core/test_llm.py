@@ -115,3 +115,72 @@ async def test_client_retries_still_apply(fake_llm: FakeOpenAI) -> None:
     result = await llm.complete(CONVERSATION)
     assert result.text == "second time lucky"
     assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"choices": []},
+        {"choices": None},
+        {"object": "chat.completion"},
+        {"choices": [{"index": 0, "message": None, "finish_reason": "stop"}]},
+        {"choices": [{"index": 0, "finish_reason": "stop"}]},
+        {"choices": ["hello"]},
+        {"choices": [{"message": {"role": "assistant", "content": 42}}]},
+        {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": "send_photo"}}]},
+        ["not", "an", "object"],
+        b"not json at all",
+    ],
+    ids=[
+        "no-choices",
+        "null-choices",
+        "missing-choices",
+        "null-message",
+        "missing-message",
+        "choice-not-object",
+        "content-not-text",
+        "tool-calls-not-list",
+        "json-list",
+        "not-json",
+    ],
+)
+async def test_malformed_answer_becomes_llm_unavailable(fake_llm: FakeOpenAI, answer: object) -> None:
+    """A 200 whose body is not a usable completion is the provider failing (LLMUnavailable: the turn runner retries
+    it, then dead-letters it and tells the user), never a crash of the turn on a missing attribute."""
+    fake_llm.answer_raw(answer)
+    with pytest.raises(LLMUnavailable, match="malformed"):
+        await provider(fake_llm).complete(CONVERSATION, tools=[SEND_PHOTO_TOOL])
+
+
+async def test_odd_tool_calls_are_skipped_and_the_text_kept(fake_llm: FakeOpenAI) -> None:
+    """Tool calls of another type, without a name, or with arguments that are not a JSON object are ignored (the
+    text still answers the user); a well-formed call next to them still counts."""
+    arguments = '{"scene_description": "x"}'
+    good = {"id": "c3", "type": "function", "function": {"name": "send_photo", "arguments": arguments}}
+    fake_llm.answer_raw(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": "Here you go",
+                        "tool_calls": [
+                            {"id": "c0", "type": "code_interpreter", "function": {"name": "send_photo"}},
+                            {"id": "c1", "type": "function", "function": {"arguments": "{}"}},
+                            {"id": "c2", "type": "function", "function": {"name": "send_photo", "arguments": "[1]"}},
+                            {"id": "c4", "type": "function", "function": {"name": "send_photo", "arguments": "{oops"}},
+                            "junk",
+                            good,
+                        ],
+                    },
+                }
+            ]
+        }
+    )
+    result = await provider(fake_llm).complete(CONVERSATION, tools=[SEND_PHOTO_TOOL])
+    assert result.text == "Here you go"
+    assert [(c.id, c.name, dict(c.arguments)) for c in result.tool_calls] == [
+        ("c3", "send_photo", {"scene_description": "x"})
+    ]

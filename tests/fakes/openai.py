@@ -2,8 +2,8 @@
 
 It rejects (HTTP 400, OpenAI's error shape) message sequences OpenAI rejects: an assistant `tool_calls`
 message not followed by a tool message for every call id, a tool message answering no pending call,
-unknown roles, and non-string content. Answers are scripted (`say`, `call_tool`, `fail`) or, by default,
-an echo of the last user message.
+unknown roles, and non-string content. Answers are scripted (`say`, `call_tool`, `fail`, `answer_raw` for what a
+broken or non-conforming provider sends) or, by default, an echo of the last user message.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Planned:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    #: Sent as the whole 200 answer instead of a completion (`answer_raw`): JSON unless it is `bytes`.
+    raw: object = None
 
 
 def invalid_sequence(messages: Any) -> str | None:
@@ -96,6 +98,11 @@ class FakeOpenAI(FakeServer):
         """Next answer: an HTTP error."""
         self.plan.append(Planned(status=status, delay=delay))
 
+    def answer_raw(self, body: object) -> None:
+        """Next answer: `body` as the whole 200 answer (JSON, or `bytes` sent as they are), as a broken or
+        non-conforming OpenAI-compatible server might answer."""
+        self.plan.append(Planned(raw=body))
+
     def slow_when(self, marker: str, seconds: float) -> None:
         """Delay every answer whose last user message contains `marker`."""
         self.slow[marker] = seconds
@@ -128,6 +135,10 @@ class FakeOpenAI(FakeServer):
             await asyncio.sleep(planned.delay)
         if planned and planned.status != 200:
             return _error(planned.status, "The server had an error while processing your request.", "server_error")
+        if planned is not None and planned.raw is not None:
+            if isinstance(planned.raw, bytes):
+                return web.Response(body=planned.raw, content_type="application/json")
+            return web.json_response(planned.raw)
         if planned is None:
             planned = Planned(text=f"echo: {last_user}")
         message: dict[str, Any] = {"role": "assistant", "content": planned.text, "refusal": None}

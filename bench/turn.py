@@ -14,6 +14,11 @@ migrations; Redis: AVA_TEST_REDIS_URL.
    to the last message done, and the worker's CPU time per turn (what its core would allow with no other load).
    Every message must end `done` with one reply, in order.
 
+3. The floor, in a process of its own (`bench.floor`): the CPU of one turn's round trips alone with our libraries —
+   its statements through the ORM, its Redis publishes, its LLM call through the openai SDK (the messages of a
+   real turn of step 2) — and the turns/s that would allow with no logic and no queue at all: the ceiling that
+   the worker's CPU per turn is measured against, in the same run.
+
 The last line is `turn_overhead_p50_ms=<n>`; targets: p50 <= 5 ms, >= 300 turns/s per worker process.
 """
 
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,6 +50,7 @@ from bench.common import (
     percentile,
     temporary_database,
 )
+from bench.floor import PUBLISHES, STATEMENTS
 from core.inbox import store_inbound
 from core.llm import OpenAICompatibleLLM
 from core.messages import ChatRef, InboundMessage
@@ -151,6 +159,32 @@ async def measure_throughput(
     return total / seconds, cpu * 1000 / total
 
 
+async def measure_floor(db_url: str, llm: FakeOpenAI, workdir: Path, rounds: int) -> dict[str, float]:
+    """`bench.floor`'s mean CPU ms per part of one turn's I/O, in a process of its own (this process serves the fake
+    LLM), with the messages of the last turn the worker sent."""
+    messages = workdir / "messages.json"
+    messages.write_text(json.dumps(llm.completions()[-1]["messages"]))
+    argv = ["--database-url", db_url, "--llm-url", llm.base_url, "--llm-api-key", LLM_KEY]
+    floor = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.floor",
+        *argv,
+        "--messages",
+        str(messages),
+        "--rounds",
+        str(rounds),
+        env=ava_env(workdir, db_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await floor.communicate()
+    if floor.returncode != 0:
+        raise RuntimeError(f"bench.floor failed:\n{err.decode()[-3000:]}")
+    parts: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return parts
+
+
 async def check_order(users: list[User]) -> None:
     """Each user's messages were processed in arrival order, each answered by one reply."""
     for user in users:
@@ -161,8 +195,8 @@ async def check_order(users: list[User]) -> None:
         assert replies == len(inbound), f"user {user.id}: {replies} replies to {len(inbound)} messages"
 
 
-async def run(args: argparse.Namespace) -> tuple[list[float], float, float]:
-    """(overhead samples in ms, turns/s of one worker process, its CPU ms per turn)."""
+async def run(args: argparse.Namespace) -> tuple[list[float], float, float, dict[str, float]]:
+    """(overhead samples in ms, turns/s of one worker process, its CPU ms per turn, the floor's CPU ms by part)."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         llm = FakeOpenAI()
@@ -172,10 +206,11 @@ async def run(args: argparse.Namespace) -> tuple[list[float], float, float]:
             try:
                 overhead = await measure_overhead(settings, redis, args.overhead_turns, args.warmup)
                 rate, cpu_ms = await measure_throughput(db_url, llm.base_url, workdir, args.users, args.turns_per_user)
+                floor = await measure_floor(db_url, llm, workdir, args.floor_rounds)
             finally:
                 await redis.aclose()
                 await delete_ava_keys()
-    return overhead, rate, cpu_ms
+    return overhead, rate, cpu_ms, floor
 
 
 def main() -> None:
@@ -185,13 +220,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--users", type=int, default=200, help="users of the throughput run")
     parser.add_argument("--turns-per-user", type=int, default=5)
+    parser.add_argument("--floor-rounds", type=int, default=500, help="rounds of the I/O floor's measurement")
     args = parser.parse_args()
-    overhead, rate, cpu_ms = asyncio.run(run(args))
+    overhead, rate, cpu_ms, floor = asyncio.run(run(args))
+    floor_ms = sum(floor.values())
     p50, p99 = statistics.median(overhead), percentile(overhead, 0.99)
     print(f"overhead: {args.overhead_turns} turns one at a time (+{args.warmup} warm-up), zero-latency fake LLM")
     print(f"engine overhead per turn (drain time - LLM call): p50 {p50:.2f} ms  p99 {p99:.2f} ms")
     print(f"throughput: {args.users} users x {args.turns_per_user} turns, one `ava-bot worker` process")
     print(f"turns per second per worker process: {rate:.0f}  (worker CPU {cpu_ms:.1f} ms per turn)")
+    print(
+        f"I/O floor, own process: {STATEMENTS} statements {floor['statements']:.2f} ms + {PUBLISHES} Redis publishes "
+        f"{floor['publishes']:.2f} ms + the LLM call through the SDK {floor['llm']:.2f} ms = {floor_ms:.2f} ms CPU "
+        f"per turn: at most {1000 / floor_ms:.0f} turns/s per process with no logic and no queue"
+    )
+    print(f"worker CPU per turn / I/O floor: {cpu_ms / floor_ms:.2f}")
     print(
         f"targets: p50 <= {TARGET_OVERHEAD_MS:.0f} ms (got {p50:.2f}); "
         f">= {TARGET_TURNS_PER_S:.0f} turns/s (got {rate:.0f})"

@@ -21,7 +21,7 @@ SMOKE_RUNS = {
     "photo_job": (["--jobs", "2", "--warmup", "1"], "photo_job_overhead_ratio"),
     "ingest": (["--requests", "20", "--users", "5", "--concurrency", "4"], "ingest_ratio"),
     "turn": (
-        ["--overhead-turns", "3", "--warmup", "1", "--users", "2", "--turns-per-user", "2"],
+        ["--overhead-turns", "3", "--warmup", "1", "--users", "2", "--turns-per-user", "2", "--floor-rounds", "5"],
         "turn_overhead_p50_ms",
     ),
     "memory": (["--turns", "6", "--photos", "1", "--users", "2", "--batch", "3"], "peak_rss_mb"),

@@ -126,12 +126,22 @@ def parse_completion(answer: object) -> LLMResult:
     message = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(message, dict):
         raise LLMUnavailable("LLM returned a malformed answer (no message)")
-    text, raw_calls = message.get("content"), message.get("tool_calls") or []
-    if text is not None and not isinstance(text, str):
-        raise LLMUnavailable("LLM returned a malformed answer (content is not text)")
+    text, raw_calls = _text(message.get("content")), message.get("tool_calls") or []
     if not isinstance(raw_calls, list):
         raise LLMUnavailable("LLM returned a malformed answer (tool_calls is not a list)")
     return LLMResult(text=text, tool_calls=tuple(call for raw in raw_calls if (call := _tool_call(raw)) is not None))
+
+
+def _text(content: object) -> str | None:
+    """The message's text: a string, or (as some OpenAI-compatible servers answer) a list of content parts whose
+    text parts are joined; None when there is none."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if all(isinstance(part, str) for part in parts):
+            return "".join(parts) if parts else None
+    raise LLMUnavailable("LLM returned a malformed answer (content is not text)")
 
 
 def _tool_call(raw: object) -> ToolCall | None:

@@ -127,6 +127,8 @@ async def test_client_retries_still_apply(fake_llm: FakeOpenAI) -> None:
         {"choices": [{"index": 0, "finish_reason": "stop"}]},
         {"choices": ["hello"]},
         {"choices": [{"message": {"role": "assistant", "content": 42}}]},
+        {"choices": [{"message": {"role": "assistant", "content": [{"type": "text", "text": 7}]}}]},
+        {"choices": [{"message": {"role": "assistant", "content": [{"type": "text"}]}}]},
         {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": "send_photo"}}]},
         ["not", "an", "object"],
         b"not json at all",
@@ -139,6 +141,8 @@ async def test_client_retries_still_apply(fake_llm: FakeOpenAI) -> None:
         "missing-message",
         "choice-not-object",
         "content-not-text",
+        "content-part-not-text",
+        "content-part-without-text",
         "tool-calls-not-list",
         "json-list",
         "not-json",
@@ -184,3 +188,13 @@ async def test_odd_tool_calls_are_skipped_and_the_text_kept(fake_llm: FakeOpenAI
     assert [(c.id, c.name, dict(c.arguments)) for c in result.tool_calls] == [
         ("c3", "send_photo", {"scene_description": "x"})
     ]
+
+
+async def test_content_given_as_parts_is_joined(fake_llm: FakeOpenAI) -> None:
+    """Some OpenAI-compatible servers answer the content as a list of parts: the text parts are the answer (other
+    parts, e.g. the model's reasoning, are not shown to the user); no text part at all is no text."""
+    parts = [{"type": "reasoning", "text": "hidden"}, {"type": "text", "text": "Hi "}, {"type": "text", "text": "you"}]
+    fake_llm.answer_raw({"choices": [{"message": {"role": "assistant", "content": parts}}]})
+    assert (await provider(fake_llm).complete(CONVERSATION)).text == "Hi you"
+    fake_llm.answer_raw({"choices": [{"message": {"role": "assistant", "content": [{"type": "image_url"}]}}]})
+    assert (await provider(fake_llm).complete(CONVERSATION)).text is None

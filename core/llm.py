@@ -139,8 +139,9 @@ def _text(content: object) -> str | None:
         return content
     if isinstance(content, list):
         parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        if all(isinstance(part, str) for part in parts):
-            return "".join(parts) if parts else None
+        texts = [part for part in parts if isinstance(part, str)]
+        if len(texts) == len(parts):
+            return "".join(texts) if texts else None
     raise LLMUnavailable("LLM returned a malformed answer (content is not text)")
 
 

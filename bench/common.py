@@ -99,8 +99,8 @@ def ava_env(workdir: Path, database_url: str, **settings: str) -> dict[str, str]
     """The environment of an Ava process for a benchmark: development mode on the given database and
     AVA_TEST_REDIS_URL, files under `workdir`, and `settings` (upper-cased names) on top. Setting variables of the
     caller's environment are left out, so a developer's `.env`-style exports cannot change the figures. The
-    interpreter runs as the Dockerfile runs it (`AS_DEPLOYED`: glibc's MALLOC_ARENA_MAX=2, PYTHONOPTIMIZE=2) unless
-    the caller set those variables."""
+    interpreter runs as the Dockerfile runs it (`AS_DEPLOYED`: glibc's MALLOC_ARENA_MAX=2 and MALLOC_MMAP_THRESHOLD_,
+    PYTHONOPTIMIZE=2) unless the caller set those variables."""
     names = {name.upper() for name in Settings.model_fields}
     env = {key: value for key, value in os.environ.items() if key.upper() not in names}
     env |= {key.upper(): str(value) for key, value in _base_settings(workdir, database_url).items()}

@@ -260,8 +260,8 @@ def test_dockerfile_is_multistage_and_runs_as_non_root() -> None:
 
 def test_processes_run_optimized_with_their_bytecode_built_in_the_image() -> None:
     """The runtime stage runs every process as the tests and benchmarks run theirs (`AS_DEPLOYED`: two malloc
-    arenas, PYTHONOPTIMIZE=2), and the builder compiles the `.opt-2.pyc` files that level reads (the runtime cannot
-    write them); compose does not override either."""
+    arenas, a fixed mmap threshold, PYTHONOPTIMIZE=2), and the builder compiles the `.opt-2.pyc` files that level
+    reads (the runtime cannot write them); compose does not override either."""
     stages = _dockerfile_stages()
     env_lines = [shlex.split(i)[1:] for i in stages[-1] if i.upper().startswith("ENV ")]
     runtime_env = dict(pair.split("=", 1) for line in env_lines for pair in line)

@@ -37,7 +37,7 @@ from tests.logscan import scan as scan_shapes
 REPO = Path(__file__).resolve().parents[2]
 #: The interpreter's environment in the production image (the Dockerfile's runtime ENV; `tests/test_deploy.py`
 #: holds the two together): the processes here, and the benchmarks', run as deployed.
-AS_DEPLOYED = {"MALLOC_ARENA_MAX": "2", "PYTHONOPTIMIZE": "2"}
+AS_DEPLOYED = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072", "PYTHONOPTIMIZE": "2"}
 #: The only variables of the test process a subprocess inherits (no Ava setting is among them).
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 #: Environment names whose values are secrets (besides passwords inside URLs).

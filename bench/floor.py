@@ -4,7 +4,7 @@ Run by `bench.turn` in a process of its own (the fake LLM lives in `bench.turn`'
 counted here), as the worker runs (`bench.common.ava_env`). Each round does exactly the round trips a turn does in
 the worker, through the same clients configured the same way, and nothing else:
 
-* `STATEMENTS` statements through the ORM's connection (Tortoise on asyncpg's pool, `ava_bot.db.tortoise_config`):
+* `STATEMENTS` statements through the ORM's connection (Tortoise on asyncpg's pool, opened by `ava_bot.db.init_db`):
   the drain's pending look, the attempt count with the user, the avatar with the history, the subscription with the
   usage, the one-statement commit, the reachability check and the delivery mark; `WRITES` of them commit a write
   (here an UPDATE of a scratch row), the others read (`SELECT 1`);
@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
-from tortoise import Tortoise, connections
+from tortoise import connections
 
-from ava_bot.db import tortoise_config
+from ava_bot.db import close_db, init_db
 from bench.common import REDIS_URL
 from core.llm import OpenAICompatibleLLM
 from core.ports import ChatMessage
@@ -45,7 +45,7 @@ async def measure(
     db_url: str, llm_url: str, api_key: str, messages: list[ChatMessage], rounds: int
 ) -> dict[str, float]:
     """Mean CPU ms per round of each part, over `rounds` rounds after a tenth as many warm-up rounds."""
-    await Tortoise.init(config=tortoise_config(db_url))
+    await init_db(db_url)  # as the worker opens it
     db = connections.get("default")
     redis = Redis.from_url(REDIS_URL)
     llm = OpenAICompatibleLLM(base_url=llm_url, api_key=api_key, model="bench-model")
@@ -84,7 +84,7 @@ async def measure(
     finally:
         await llm.aclose()
         await redis.aclose()
-        await Tortoise.close_connections()
+        await close_db()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 A `Coalescer` turns many concurrent `submit(item)` calls into few `process(items)` calls, one at a time, in arrival
 order. A lone call is processed at once (nothing waits for a timer); under load, every call that arrives while a
 batch is running joins the next one, so the batch size follows the load by itself. The inbox uses it so that one
-look-up, one transaction and one Redis round trip serve all the webhooks that arrived meanwhile.
+statement (look-up and store) and one Redis round trip serve all the webhooks that arrived meanwhile.
 
 If `process` raises for a batch of several items, each item is processed again on its own, so an item that cannot
 be processed fails alone and the others succeed (`process` must therefore be safe to repeat: the inbox's is

@@ -7,13 +7,16 @@ the wamid; web: the user id + the browser's client id). The store step serialise
 (an advisory lock taken in the insert's transaction, before the rows' ids are drawn) so message ids follow arrival
 order per user, which is the order turns are processed in.
 
-Messages that arrive while earlier ones are being stored are stored together (`Inbox`, `store_batch`): one look-up
-for all of them (each chat's user, whether the message is stored already, whether the chat is marked unreachable
-or has held replies), then one call of the database function `ava_store_inbound` (migration 0010): the users'
-arrival locks, their admitted messages in the rate-limit window, and one `INSERT ... ON CONFLICT DO NOTHING` of
-every new row; then one Redis round trip claims the drain slots. The updates that make a chat reachable again and
-release its held replies run only when the look-up says they have something to change. A redelivery costs the
-look-up alone.
+Messages that arrive while earlier ones are being stored are stored together (`Inbox`, `store_batch`). On
+PostgreSQL ONE call of the database function `ava_receive_inbound` (migration 0012) serves the common case: it
+looks every message up (its chat's user, whether it is stored already, whether the chat is marked unreachable or has
+held replies), takes the arrival locks of the users whose messages need nothing else first, counts their admitted
+messages in the rate-limit window and inserts them with one `INSERT ... ON CONFLICT DO NOTHING`; then one Redis round
+trip claims the drain slots. A redelivery costs that one call too. The messages it leaves (a first contact, a chat
+marked unreachable or holding replies, and a user's later messages of the batch, whose order must hold) take the
+longer way: one look-up, the user's creation or the updates that make the chat reachable again and release its held
+replies, then one call of `ava_store_inbound` (migration 0010), which does the locks, the count and the insert.
+SQLite (`dev`) takes the longer way, row by row.
 
 Per-user inbound rate limit (`InboundLimit`; on when the inbox has a `RateLimiter`): a user's new message is
 admitted while they have fewer than `per_window` admitted messages in the last `window_seconds`, counted in
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import zlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -114,9 +117,14 @@ async def _create_user(channel: str, external_user_id: str) -> int:
         return identity.user_id
 
 
+#: Where users' arrival lock keys start: above every CRC-32 (the keys of migration 0010's callers).
+ARRIVAL_LOCK_BASE = 0x4156_4100_0000_0000
+
+
 def arrival_lock_key(user_id: int) -> int:
-    """The PostgreSQL advisory lock key serialising one user's inbound inserts (ids then follow commit order)."""
-    return zlib.crc32(f"ava-inbox:{user_id}".encode())
+    """The PostgreSQL advisory lock key serialising one user's inbound inserts (ids then follow commit order); the
+    database computes the same (`ava_arrival_lock`, migration 0012)."""
+    return ARRIVAL_LOCK_BASE + user_id
 
 
 # Messages that arrive together are stored together (`store_batch`): one look-up for all of them, then one call
@@ -147,6 +155,10 @@ ORDER BY b.ord
 # arrival locks in key order, then inserts the rows in arrival order, each admitted or limited by its user's
 # admitted messages in the window, counted under the lock. Returns each inserted row's id and status.
 _STORE_MANY = "SELECT * FROM ava_store_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+# The common case in ONE round trip: `ava_receive_inbound` (migration 0012) is the look-up and the store together,
+# for the messages that need nothing else first (known chat, reachable, no held replies). The rest is left to the
+# look-up and store above.
+_RECEIVE_MANY = "SELECT * FROM ava_receive_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RECENT_ONE = """
 SELECT count(*) AS recent FROM (
   SELECT 1 FROM messages m
@@ -200,9 +212,62 @@ async def store_inbound(msg: InboundMessage, user: User | None = None, *, limit:
 async def store_batch(
     received: Sequence[tuple[InboundMessage, User | None]], *, limit: InboundLimit | None = None
 ) -> list[Stored]:
-    """Store messages that arrived together, in their order (see `store_inbound`): one look-up for all of them,
-    then one store call (`_STORE_MANY`). A message's user is the given one, else its chat's (created on first
-    contact). A message that is in the batch twice is stored once (the second is a redelivery)."""
+    """Store messages that arrived together, in their order (see `store_inbound`). On PostgreSQL one call
+    (`_RECEIVE_MANY`) looks them up and stores those of known chats; the others (first contacts, a chat marked
+    unreachable or holding replies, and what must stay after them) go on to one look-up, then one store call
+    (`_STORE_MANY`). A message's user is the given one, else its chat's (created on first contact). A message that
+    is in the batch twice is stored once (the second is a redelivery)."""
+    if not _postgres():
+        return await _look_up_and_store(received, limit)
+    results, left = await _receive(received, limit)
+    if left:
+        for index, stored in zip(left, await _look_up_and_store([received[i] for i in left], limit), strict=True):
+            results[index] = stored
+    assert all(stored is not None for stored in results)
+    return [stored for stored in results if stored is not None]
+
+
+async def _receive(
+    received: Sequence[tuple[InboundMessage, User | None]], limit: InboundLimit | None
+) -> tuple[list[Stored | None], list[int]]:
+    """PostgreSQL, one round trip: the look-up and the store of every message that needs nothing else first. The
+    results (None where not settled) and the indexes of the messages left for `_look_up_and_store`."""
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=limit.window_seconds) if limit is not None else now
+    rows = await _sql(
+        _RECEIVE_MANY,
+        [
+            [user.id if user is not None else None for _, user in received],
+            *_message_columns([msg for msg, _ in received]),
+            limit.per_window if limit is not None else None,
+            since,
+            now,
+        ],
+    )
+    results: list[Stored | None] = [None] * len(received)
+    first_of: dict[tuple[str, str], int] = {}
+    left: list[int] = []
+    for index, ((msg, _), row) in enumerate(zip(received, rows, strict=True)):
+        key = (msg.ref.channel, msg.message_id)
+        first = first_of.setdefault(key, index)
+        if row["stored_id"] is not None:
+            limited = row["stored_status"] == MessageStatus.LIMITED
+            results[index] = Stored(row["user_id"], row["stored_id"], created=True, limited=limited)
+        elif row["message_id"] is not None:  # a redelivery
+            pending = row["message_status"] == MessageStatus.PENDING
+            results[index] = Stored(row["user_id"], row["message_id"], created=False, pending=pending)
+        elif first != index and (earlier := results[first]) is not None:  # twice in the batch: stored once
+            results[index] = Stored(earlier.user_id, earlier.message_id, created=False, pending=_is_pending(earlier))
+        else:
+            left.append(index)
+    return results, left
+
+
+async def _look_up_and_store(
+    received: Sequence[tuple[InboundMessage, User | None]], limit: InboundLimit | None
+) -> list[Stored]:
+    """`store_batch` in two steps: one look-up for all the messages, then one store call (`_STORE_MANY`; SQLite:
+    row by row)."""
     results: list[Stored | None] = [None] * len(received)
     new: list[_New] = []
     first_of: dict[tuple[str, str], int] = {}  # (channel, external id) -> index of its first occurrence
@@ -298,13 +363,17 @@ async def _insert(new: list[_New], limit: InboundLimit | None) -> list[Stored]:
 
 def _columns(new: list[_New]) -> list[list[Any]]:
     """The new rows as columns: user ids, channels, chat ids, external ids, texts, choices."""
+    return [[item.user_id for item in new], *_message_columns([item.msg for item in new])]
+
+
+def _message_columns(messages: Sequence[InboundMessage]) -> list[list[Any]]:
+    """The messages as columns: channels, chat ids, external ids, texts (cut to `MAX_TEXT_CHARS`), choices."""
     return [
-        [item.user_id for item in new],
-        [item.msg.ref.channel for item in new],
-        [item.msg.ref.chat_id for item in new],
-        [item.msg.message_id for item in new],
-        [make_storable(item.msg.text[:MAX_TEXT_CHARS] if item.msg.text else item.msg.text) for item in new],
-        [make_storable(item.msg.choice) for item in new],
+        [msg.ref.channel for msg in messages],
+        [msg.ref.chat_id for msg in messages],
+        [msg.message_id for msg in messages],
+        [make_storable(msg.text[:MAX_TEXT_CHARS] if msg.text else msg.text) for msg in messages],
+        [make_storable(msg.choice) for msg in messages],
     ]
 
 
@@ -333,6 +402,8 @@ async def _insert_one_by_one(
 
 #: Batches an inbox stores at once (each chat always in the same lane).
 LANES = 2
+#: Users an inbox remembers having told to slow down before it forgets those whose window is over.
+TOLD_USERS_KEPT = 10_000
 
 
 class Inbox:
@@ -356,6 +427,8 @@ class Inbox:
         self._lanes: list[Coalescer[tuple[InboundMessage, User | None], Stored]] = [
             Coalescer(self._receive_batch) for _ in range(LANES)
         ]
+        #: Users this process gave the slow-down line, until when (monotonic): no line is due before (see `_slow_down`).
+        self._told_until: dict[int, float] = {}
 
     async def receive(self, msg: InboundMessage, user: User | None = None) -> Stored:
         """Store `msg` idempotently and schedule processing; a duplicate is acknowledged and ignored."""
@@ -386,10 +459,20 @@ class Inbox:
         return stored
 
     async def _slow_down(self, ref: ChatRef, stored: Stored) -> bool:
-        """Store the slow-down line unless the user got it in this window already; True when stored."""
+        """Store the slow-down line unless the user got it in this window already; True when stored.
+
+        The shared limiter decides (one line per window across every replica). Once it gave this process the line,
+        the window is known to be taken until a window's length after: a flood's later messages do not ask it again
+        (one Redis round trip per limited message) until then."""
         assert self._limiter is not None
+        now = time.monotonic()
+        if self._told_until.get(stored.user_id, 0.0) > now:
+            return False
         if not await self._limiter.hit(f"inbound:slowdown:{stored.user_id}", 1, self._limit.window_seconds):
             return False
+        if len(self._told_until) >= TOLD_USERS_KEPT:  # bounded: forget the windows that are over
+            self._told_until = {user: until for user, until in self._told_until.items() if until > now}
+        self._told_until[stored.user_id] = now + self._limit.window_seconds
         # Keyed by the limited message: a retried call stores the line once.
         await store_replies(
             stored.user_id, ref, Outcome([TextReply(SLOW_DOWN_LINE)]), key=f"slowdown:{stored.message_id}"

@@ -119,6 +119,12 @@ def test_postgres_urls_get_a_pool_big_enough_for_the_worker() -> None:
 
 
 def _migrate_sqlite(path: Path, target: str | None) -> None:
+    _migrate(f"sqlite://{path}", target)
+
+
+def _migrate(url: str, target: str | None) -> None:
+    """Migrate the database at `url` up (or down) to `target` (None: the latest), in a process of its own (this one
+    has the ORM open on the session database)."""
     code = (
         "import asyncio, sys\n"
         "from tortoise import Tortoise\n"
@@ -126,7 +132,7 @@ def _migrate_sqlite(path: Path, target: str | None) -> None:
         "from ava_bot.db import tortoise_config\n"
         "async def main():\n"
         "    try:\n"
-        f"        await migrate(config=tortoise_config('sqlite://{path}'), target={target!r})\n"
+        f"        await migrate(config=tortoise_config({url!r}), target={target!r})\n"
         "    finally:\n"
         "        await Tortoise.close_connections()\n"
         "asyncio.run(main())\n"
@@ -159,3 +165,37 @@ def test_sqlite_upgrade_to_typed_setup_draft_keeps_every_row(tmp_path: Path) -> 
         assert db.execute("SELECT count(*) FROM avatars").fetchone() == (1,)
         columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
         assert "setup_draft" not in columns and {"draft_gender", "version", "question_round"} <= columns
+
+
+async def test_postgres_inbound_functions_migrate_down_and_up_again(pg_url: str) -> None:
+    """Migration 0012 down restores the store function of 0010 (CRC-32 keys only) and drops the one-call receive;
+    up again brings both back."""
+    name = f"ava_updown_{os.getpid()}"
+    admin = await asyncpg.connect(_asyncpg_dsn(pg_url))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+    async def functions() -> tuple[set[str], bool]:
+        connection = await asyncpg.connect(_asyncpg_dsn(url))
+        try:
+            names = {row[0] for row in await connection.fetch("SELECT proname FROM pg_proc WHERE proname LIKE 'ava_%'")}
+            body = await connection.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'ava_store_inbound'")
+        finally:
+            await connection.close()
+        return names, "ava_arrival_lock" in body
+
+    try:
+        _migrate(url, None)
+        assert await functions() == ({"ava_arrival_lock", "ava_receive_inbound", "ava_store_inbound"} | _OTHERS, True)
+        _migrate(url, "ava.0011_one_statement_turns")
+        assert await functions() == ({"ava_store_inbound"} | _OTHERS, False)
+        _migrate(url, None)
+        assert await functions() == ({"ava_arrival_lock", "ava_receive_inbound", "ava_store_inbound"} | _OTHERS, True)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+#: Functions of earlier migrations, there throughout.
+_OTHERS = {"ava_require", "ava_take_unit"}

@@ -192,3 +192,51 @@ async def test_schedule_many_claims_only_free_slots_in_one_go(redis: ArqRedis) -
     assert len(jobs) == 3 and {job_id.split(":")[1] for job_id in jobs} == {"1", "2", "3"}
     holders = [await redis.get(f"ava:drain:{user}") for user in (1, 2, 3)]
     assert all(holders) and len(set(holders)) == 3
+
+
+class CountingLimiter:
+    """The real Redis limiter, counting the hits asked of it (each a Redis round trip)."""
+
+    def __init__(self, inner: RedisRateLimiter) -> None:
+        self.inner = inner
+        self.hits: Counter[str] = Counter()
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count, then hit for real."""
+        self.hits[key] += 1
+        return await self.inner.hit(key, limit, window_seconds)
+
+    async def peek(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Peek for real."""
+        return await self.inner.peek(key, limit, window_seconds)
+
+    async def reset(self, key: str, limit: int, window_seconds: int) -> None:
+        """Reset for real."""
+        await self.inner.reset(key, limit, window_seconds)
+
+
+async def test_a_long_flood_asks_the_limiter_once_per_window(db: str, redis: ArqRedis) -> None:
+    """Forty messages of one chat arriving one by one (each a batch of its own), limit 5: the first limited one asks
+    the shared limiter for the window's line and gets it; the 34 after it in the same window cost no Redis call (this
+    process told them, so no other line is due before the window ends). A second process, which did not tell them,
+    asks and is refused; after the window the next limited message gets the next line."""
+    user = await ready_user("f", channel="telegram")
+    ref = ChatRef("telegram", "f")
+    limit = InboundLimit(per_window=5, window_seconds=2)
+    limiter = CountingLimiter(RedisRateLimiter.from_url(TEST_REDIS_URL))
+    inbox = Inbox(RecordingQueue(), limiter=limiter, limit=limit)
+    for i in range(40):
+        await inbox.receive(InboundMessage(ref=ref, message_id=f"f:{i}", text=f"flood {i}"))
+    key = f"inbound:slowdown:{user.id}"
+    assert limiter.hits == Counter({key: 1})
+    assert await statuses(user) == Counter({"pending": 5, "limited": 35})
+    other = Inbox(RecordingQueue(), limiter=limiter, limit=limit)
+    await other.receive(InboundMessage(ref=ref, message_id="f:other", text="from another replica"))
+    assert limiter.hits[key] == 2  # asked, refused: the line of this window was given
+    lines = await Message.filter(user=user, direction=Direction.OUTBOUND, text=SLOW_DOWN_LINE).count()
+    assert lines == 1
+    await asyncio.sleep(limit.window_seconds + 0.1)
+    for i in range(40, 47):  # five admitted again, then two limited: one new line, one more ask
+        await inbox.receive(InboundMessage(ref=ref, message_id=f"f:{i}", text=f"flood {i}"))
+    assert limiter.hits[key] == 3
+    assert await Message.filter(user=user, direction=Direction.OUTBOUND, text=SLOW_DOWN_LINE).count() == 2

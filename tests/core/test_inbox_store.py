@@ -1,22 +1,24 @@
 """The inbound store on real PostgreSQL: what one webhook costs in statements, and the per-user arrival lock.
 
-The webhook is the web process's hottest path: a new message of a known chat is one look-up and one store call
-(arrival lock, window count, insert), a redelivery only the look-up (counted from Tortoise's statement log, which
-every query goes through), and messages arriving together share those statements. The user's advisory lock is
-taken before any id is drawn, so a user's message ids commit in order.
+The webhook is the web process's hottest path: a new message of a known chat is ONE statement (look-up, arrival
+lock, window count, insert: `ava_receive_inbound`), and so is a redelivery (counted from Tortoise's statement log,
+which every query goes through); messages arriving together share it. What needs more first (a first contact, a
+chat marked unreachable or holding replies) goes on to a look-up and a store call. The user's advisory lock is taken
+before any id is drawn, so a user's message ids commit in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections import Counter
 from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
 
 from ava_bot.ratelimits import RedisRateLimiter
-from core.inbox import LANES, InboundLimit, Inbox, Stored, arrival_lock_key, store_inbound
+from core.inbox import LANES, InboundLimit, Inbox, Stored, arrival_lock_key, store_batch, store_inbound
 from core.messages import ChatRef, InboundMessage
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
 from tests.conftest import TEST_REDIS_URL, _asyncpg_dsn
@@ -24,10 +26,12 @@ from tests.fakes.queue import RecordingQueue
 from tests.support import eventually, statements
 
 MARA = ChatRef("telegram", "6103344817")
-#: Whether a session of this database waits for the advisory lock `$1` (a key below 2**32: its low half is `objid`).
+#: Whether a session of this database waits for the advisory lock `$1` (a bigint key: its high half is `classid`,
+#: its low half `objid`).
 WAITING_FOR_KEY = """
 SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database() AND l.objid::bigint = $1
+WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+  AND (l.classid::bigint << 32) | l.objid::bigint = $1
 """
 
 
@@ -36,9 +40,9 @@ def text(n: int, ref: ChatRef = MARA) -> InboundMessage:
     return InboundMessage(ref, f"message:{ref.chat_id}:{n}", f"Hi Ava ({n})")
 
 
-async def test_a_new_message_of_a_known_chat_is_two_statements_and_a_redelivery_one(db: str) -> None:
-    """Known chat: a new message costs one look-up and one call that takes the arrival lock, counts the window (with
-    the rate limit on) and inserts; its redelivery only the look-up."""
+async def test_a_new_message_of_a_known_chat_is_one_statement_and_so_is_a_redelivery(db: str) -> None:
+    """Known chat: a new message costs one call that looks it up, takes the arrival lock, counts the window (with the
+    rate limit on) and inserts; its redelivery the same one call (which finds it and inserts nothing)."""
     queue = RecordingQueue()
     inbox = Inbox(queue)
     limited = Inbox(queue, limiter=RedisRateLimiter.from_url(TEST_REDIS_URL), limit=InboundLimit(per_window=5))
@@ -49,9 +53,9 @@ async def test_a_new_message_of_a_known_chat_is_two_statements_and_a_redelivery_
         redelivered = await inbox.receive(text(2))
     with statements() as counted:
         third = await limited.receive(text(3))
-    assert _kinds(new) == ["look-up", "store"]
-    assert _kinds(again) == ["look-up"]
-    assert _kinds(counted) == ["look-up", "store"]
+    assert _kinds(new) == ["receive"]
+    assert _kinds(again) == ["receive"]
+    assert _kinds(counted) == ["receive"]
     assert (second.created, redelivered.created, third.created) == (True, False, True)
     assert redelivered.message_id == second.message_id
     assert second.user_id == first.user_id == third.user_id
@@ -64,7 +68,11 @@ async def test_a_new_message_of_a_known_chat_is_two_statements_and_a_redelivery_
 
 def _kinds(records: list[logging.LogRecord]) -> list[str]:
     """What each logged statement is (a transaction's BEGIN and COMMIT would be logged too)."""
-    kinds = {"SELECT b.ord": "look-up", "SELECT * FROM ava_store_inbound": "store"}
+    kinds = {
+        "SELECT * FROM ava_receive_inbound": "receive",
+        "SELECT b.ord": "look-up",
+        "SELECT * FROM ava_store_inbound": "store",
+    }
     found = []
     for record in records:
         sql = " ".join(str(record.args[0] if record.args else record.getMessage()).split())
@@ -72,9 +80,9 @@ def _kinds(records: list[logging.LogRecord]) -> list[str]:
     return found
 
 
-async def test_messages_arriving_together_are_stored_with_one_look_up_and_one_insert(db: str) -> None:
-    """Twenty webhooks of twenty known chats at once: one look-up and one store call per lane for all of them; each
-    gets its own row, pending, scheduled."""
+async def test_messages_arriving_together_are_stored_with_one_statement(db: str) -> None:
+    """Twenty webhooks of twenty known chats at once: one call per lane for all of them; each gets its own row,
+    pending, scheduled."""
     refs = [ChatRef("telegram", str(6_200_000_000 + i)) for i in range(20)]
     queue = RecordingQueue()
     inbox = Inbox(queue, limiter=RedisRateLimiter.from_url(TEST_REDIS_URL), limit=InboundLimit(per_window=5))
@@ -83,9 +91,9 @@ async def test_messages_arriving_together_are_stored_with_one_look_up_and_one_in
     with statements() as together:
         stored = await asyncio.gather(*(inbox.receive(text(1, ref)) for ref in refs))
     kinds = _kinds(together)  # one batch per lane the chats fall in
-    batches = kinds.count("look-up")
+    batches = kinds.count("receive")
     assert 1 <= batches <= LANES, kinds
-    assert Counter(kinds) == Counter({"look-up": batches, "store": batches})
+    assert Counter(kinds) == Counter({"receive": batches})
     assert [s.user_id for s in stored] == [u.user_id for u in users]
     assert all(s.created and not s.limited for s in stored)
     assert len({s.message_id for s in stored}) == 20
@@ -229,3 +237,96 @@ async def test_first_contacts_arriving_together_each_get_one_user(db: str) -> No
     assert await User.all().count() == 20
     assert await ChannelIdentity.all().count() == 20
     assert all(s.created for s in stored)
+
+
+async def test_a_chat_that_needs_more_first_takes_the_longer_way_and_its_users_order_holds(db: str) -> None:
+    """One user, two chats, three messages arriving together: Telegram, then WhatsApp (marked unreachable), then
+    Telegram again. The first is stored by the one call; the unreachable chat's message needs its update first, and
+    the user's later message waits with it (the longer way: look-up, the update, store call), so ids follow
+    arrival order and the chat is reachable again."""
+    user = await User.create()
+    whatsapp = ChatRef("whatsapp", "4915112345678")
+    await ChannelIdentity.create(user=user, channel=MARA.channel, external_user_id=MARA.chat_id)
+    await ChannelIdentity.create(
+        user=user, channel=whatsapp.channel, external_user_id=whatsapp.chat_id, unreachable_at=datetime.now(UTC)
+    )
+    batch = [text(1), text(2, whatsapp), text(3)]
+    with statements() as run:
+        stored = await store_batch([(msg, None) for msg in batch])
+    kinds = _kinds(run)
+    assert kinds[:2] == ["receive", "look-up"] and kinds[-1] == "store", kinds
+    assert all(s.created and s.user_id == user.id for s in stored)
+    assert [s.message_id for s in stored] == sorted(s.message_id for s in stored)
+    rows = await Message.filter(direction=Direction.INBOUND).order_by("id")
+    assert [r.text for r in rows] == ["Hi Ava (1)", "Hi Ava (2)", "Hi Ava (3)"]
+    identity = await ChannelIdentity.get(channel=whatsapp.channel, external_user_id=whatsapp.chat_id)
+    assert identity.unreachable_at is None
+    with statements() as after:  # reachable now: the one call again
+        [fourth] = await store_batch([(text(4, whatsapp), None)])
+    assert _kinds(after) == ["receive"] and fourth.created and fourth.message_id > stored[-1].message_id
+
+
+async def test_a_first_contact_takes_the_longer_way(db: str) -> None:
+    """A new chat: the one call finds no user and stores nothing; the look-up, the user's creation and the store
+    call follow, and the chat's next message is the one call."""
+    with statements() as first_contact:
+        first = await store_inbound(text(1))
+    kinds = _kinds(first_contact)
+    assert kinds[:2] == ["receive", "look-up"] and kinds[-1] == "store", kinds
+    with statements() as known:
+        second = await store_inbound(text(2))
+    assert _kinds(known) == ["receive"]
+    assert first.created and second.created and first.user_id == second.user_id
+    assert await User.all().count() == 1
+
+
+async def test_the_database_computes_the_same_arrival_lock_key(db: str) -> None:
+    """`ava_arrival_lock` (SQL) and `arrival_lock_key` (Python) agree, above every CRC-32 key of the previous
+    release."""
+    connection = await asyncpg.connect(_asyncpg_dsn(db))
+    try:
+        for user_id in (1, 42, 2**31 + 7, 10**12):
+            assert await connection.fetchval("SELECT ava_arrival_lock($1)", user_id) == arrival_lock_key(user_id)
+            assert arrival_lock_key(user_id) > 2**32
+    finally:
+        await connection.close()
+
+
+async def test_a_previous_release_storing_the_same_user_waits_for_the_lock(db: str) -> None:
+    """Rolling deploy: a web replica of the previous release calls `ava_store_inbound` with its CRC-32 lock key;
+    while this release holds the user's arrival lock, that insert waits for it too."""
+    user = await User.create()
+    holder = await asyncpg.connect(_asyncpg_dsn(db))
+    previous = await asyncpg.connect(_asyncpg_dsn(db))
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", arrival_lock_key(user.id))
+        old_key = zlib.crc32(f"ava-inbox:{user.id}".encode())  # what the previous release passed
+        call = previous.fetch(
+            "SELECT * FROM ava_store_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            [user.id],
+            [MARA.channel],
+            [MARA.chat_id],
+            ["message:old:1"],
+            ["Hi from the old release"],
+            [None],
+            [old_key],
+            None,
+            datetime.now(UTC),
+            datetime.now(UTC),
+        )
+        task = asyncio.create_task(call)
+
+        async def waiting() -> bool:
+            return bool(await holder.fetchval(WAITING_FOR_KEY, arrival_lock_key(user.id)))
+
+        await eventually(waiting, what="the previous release's insert waiting for the arrival lock")
+        assert await holder.fetchval("SELECT count(*) FROM messages") == 0
+        await transaction.commit()
+        [row] = await asyncio.wait_for(task, 10)
+    finally:
+        await holder.close()
+        await previous.close()
+    assert row["stored_status"] == "pending"
+    assert await Message.filter(id=row["stored_id"], user_id=user.id).exists()

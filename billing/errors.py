@@ -69,3 +69,23 @@ class SubscriptionStillOpen(AvaError):
         "Your subscription is still open with our payment provider. "
         "Update your payment method on your account page instead of subscribing again."
     )
+
+
+class CheckoutAlreadyPaid(AvaError):
+    """A new checkout was asked for while the user's previous Checkout Session is paid but its subscription is not
+    recorded yet (Stripe's event is on its way): a second one would bill twice."""
+
+    http_status = 409
+    public_title = "Payment received"
+    public_message = (
+        "Your payment went through and your subscription is being set up. "
+        "It shows on your account page in a moment: there is no need to pay again."
+    )
+
+
+class CheckoutConflict(AvaError):
+    """Two checkouts of one user were started at the same moment for different plans: the later one was withdrawn."""
+
+    http_status = 409
+    public_title = "Checkout already started"
+    public_message = "Another checkout was started at the same moment. Nothing was charged. Please choose again."

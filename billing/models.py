@@ -102,6 +102,29 @@ class Subscription(Model):
         table = "subscriptions"
 
 
+class OpenCheckout(Model):
+    """The user's newest Stripe Checkout Session that may still be paid, at most one per user.
+
+    Two tabs or two plans never bill twice: an older session is expired at Stripe before a new one is made."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "ava.User", related_name="open_checkout", on_delete=fields.CASCADE
+    )
+    session_id = fields.CharField(max_length=255, unique=True)
+    #: The plan and parameters it was made with: the same checkout asked for again gets this session.
+    fingerprint = fields.CharField(max_length=128)
+    url = fields.TextField()
+    #: When Stripe stops taking payments for it.
+    expires_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
+
+    class Meta:
+        table = "open_checkouts"
+
+
 class BillingEvent(Model):
     """A Stripe webhook event that was received: unique on its id, so a redelivery has no second effect."""
 

@@ -16,20 +16,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from billing.errors import (
     BillingUnavailable,
+    CheckoutAlreadyPaid,
+    CheckoutConflict,
     DevelopmentOnly,
     NoStripeCustomer,
     NoSubscription,
     SubscriptionStillOpen,
     UnknownPlan,
 )
-from billing.models import Plan, Subscription, SubscriptionStatus
+from billing.models import OpenCheckout, Plan, Subscription, SubscriptionStatus
 from billing.plans import PlanConfig, SyncResult, sync_plans
 from billing.subscriptions import (
     ENDED_STATUSES,
@@ -44,13 +47,16 @@ from core.errors import ConfigError
 from core.models import User
 
 if TYPE_CHECKING:  # the Stripe library is loaded only by a process that builds a `StripeApi` (not the worker)
-    from billing.stripe_api import StripeApi
+    from billing.stripe_api import CheckoutSession, StripeApi
 
 logger = logging.getLogger(__name__)
 
 #: Checkouts of one user and plan with the same parameters within this many seconds share one Stripe
 #: idempotency key, so a double click (or a retried request) makes one Checkout Session.
 CHECKOUT_IDEMPOTENCY_WINDOW = 300
+#: The user's open Checkout Session is offered again for the same checkout while it has at least this long left to
+#: be paid; with less, it is expired and a new one made.
+CHECKOUT_REUSE_MIN_LEFT = timedelta(minutes=15)
 
 PhotosLeft = Callable[[int], Awaitable[int | None]]
 
@@ -127,10 +133,18 @@ def checkout_params(
     return params
 
 
-def checkout_idempotency_key(user_id: int, plan_code: str, params: Mapping[str, Any], now: float) -> str:
-    """Stable for the same user, plan and parameters within `CHECKOUT_IDEMPOTENCY_WINDOW` seconds."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    return f"ava-checkout-{user_id}-{plan_code}-{int(now // CHECKOUT_IDEMPOTENCY_WINDOW)}-{digest}"
+def checkout_idempotency_key(
+    user_id: int, plan_code: str, params: Mapping[str, Any], now: float, *, replacing: str | None = None
+) -> str:
+    """Stable for the same user, plan and parameters within `CHECKOUT_IDEMPOTENCY_WINDOW` seconds; a checkout that
+    replaces session `replacing` gets a key of its own (Stripe would otherwise answer that expired session again)."""
+    key = f"ava-checkout-{user_id}-{checkout_fingerprint(plan_code, params)}-{int(now // CHECKOUT_IDEMPOTENCY_WINDOW)}"
+    return f"{key}-after-{replacing}" if replacing else key
+
+
+def checkout_fingerprint(plan_code: str, params: Mapping[str, Any]) -> str:
+    """The plan and a digest of the session's parameters: equal for the same checkout asked for again."""
+    return f"{plan_code}-{hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]}"
 
 
 class BillingService:
@@ -197,7 +211,13 @@ class BillingService:
         )
 
     async def checkout_url(self, user_id: int, plan_code: str, *, success_url: str, cancel_url: str) -> str:
-        """A new Checkout Session's URL; `SubscriptionStillOpen` while the user's Stripe subscription is not over."""
+        """The URL of the user's Checkout Session for `plan_code`; `SubscriptionStillOpen` while the user's Stripe
+        subscription is not over.
+
+        At most one session per user can be paid at a time (two tabs, or a second plan chosen, must not bill twice):
+        the same checkout asked for again gets the session it got before while that has time left; any other first
+        expires the previous one at Stripe (`CheckoutAlreadyPaid` when it was paid and its subscription is not
+        recorded yet), then makes a new one. No Stripe call runs with a transaction open."""
         if self._stripe is None:
             raise BillingUnavailable("checkout without Stripe (development: use the development activation)")
         plan = await _active_plan(plan_code)
@@ -217,10 +237,31 @@ class BillingService:
             success_url=success_url,
             cancel_url=cancel_url,
         )
-        key = checkout_idempotency_key(user_id, plan.code, params, self._clock())
+        fingerprint = checkout_fingerprint(plan.code, params)
+        now = self._now()
+        held = await OpenCheckout.get_or_none(user_id=user_id)
+        if held is not None and held.expires_at > now:
+            if held.fingerprint == fingerprint and held.expires_at - now >= CHECKOUT_REUSE_MIN_LEFT:
+                logger.info("checkout session %s of user %s offered again", held.session_id, user_id)
+                return held.url
+            await self._withdraw(held)
+        replacing = held.session_id if held is not None else None
+        key = checkout_idempotency_key(user_id, plan.code, params, self._clock(), replacing=replacing)
         session = await self._stripe.create_checkout_session(params, idempotency_key=key)
+        if await _hold(user_id, replacing, session, fingerprint) != session.id:
+            # Another checkout of this user stored its session meanwhile (two plans at the same moment): ours goes.
+            await self._stripe.expire_checkout_session(session.id)
+            raise CheckoutConflict(f"user {user_id} started two checkouts at once; session {session.id} withdrawn")
         logger.info("checkout session %s created for user %s (plan %s)", session.id, user_id, plan.code)
         return session.url
+
+    async def _withdraw(self, held: OpenCheckout) -> None:
+        """Expire the user's previous session at Stripe, unless it was paid (`CheckoutAlreadyPaid`)."""
+        assert self._stripe is not None
+        status = await self._stripe.expire_checkout_session(held.session_id)
+        if status == "complete":
+            raise CheckoutAlreadyPaid(f"checkout session {held.session_id} of user {held.user_id} is paid")
+        logger.info("checkout session %s of user %s withdrawn (%s)", held.session_id, held.user_id, status)
 
     async def manage_url(self, user_id: int, return_url: str) -> str:
         """A Stripe Customer Portal session's URL (payment method, invoices); `NoSubscription` (`NoStripeCustomer`)
@@ -270,7 +311,13 @@ class BillingService:
         await Subscription.filter(id=row.id).update(cancel_at_period_end=flag)
 
     async def cancel_immediately(self, user_id: int) -> None:
-        """Cancel the user's Stripe subscription at once (account erasure); a no-op without one. Safe to repeat."""
+        """Cancel the user's Stripe subscription at once, and expire their open Checkout Session (account erasure: a
+        payment after it would reach no account); a no-op without them. Safe to repeat."""
+        held = await OpenCheckout.get_or_none(user_id=user_id)
+        if held is not None and self._stripe is not None and held.expires_at > self._now():
+            status = await self._stripe.expire_checkout_session(held.session_id)
+            logger.info("open checkout session of user %s on erasure: %s", user_id, status)
+            await OpenCheckout.filter(id=held.id).delete()
         row = await Subscription.get_or_none(user_id=user_id)
         if row is None or not row.stripe_subscription_id or row.status in ENDED_STATUSES:
             return
@@ -292,6 +339,27 @@ class BillingService:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+
+async def _hold(user_id: int, replacing: str | None, session: CheckoutSession, fingerprint: str) -> str:
+    """Record `session` as the user's open one in place of session `replacing` (None: the user had none); the id of
+    the session the user holds afterwards (another one when a concurrent checkout stored its own first)."""
+    values: dict[str, Any] = {
+        "session_id": session.id,
+        "fingerprint": fingerprint,
+        "url": session.url,
+        "expires_at": datetime.fromtimestamp(session.expires_at, UTC),
+    }
+    if replacing is None:
+        try:
+            await OpenCheckout.create(user_id=user_id, **values)
+            return session.id
+        except IntegrityError:  # a concurrent checkout stored one first (or the same one: a replayed session)
+            pass
+    elif await OpenCheckout.filter(user_id=user_id, session_id=replacing).update(**values):
+        return session.id
+    current = await OpenCheckout.get_or_none(user_id=user_id)
+    return current.session_id if current is not None else ""  # let go meanwhile (a payment recorded): not ours
 
 
 async def _active_plan(code: str) -> Plan:

@@ -1,7 +1,7 @@
 """The async Stripe client of Ava: the official `stripe` library on aiohttp, base address from STRIPE_API_BASE.
 
-Only the calls billing makes: create a Checkout Session or a Customer Portal session, retrieve, update and
-cancel a subscription. Every failure becomes a `StripeUnavailable` (502 on a page) whose log line carries
+Only the calls billing makes: create (and expire) a Checkout Session, create a Customer Portal session, retrieve,
+update and cancel a subscription. Every failure becomes a `StripeUnavailable` (502 on a page) whose log line carries
 Stripe's error type and code, never the key. Answers come back as plain dicts (Stripe's JSON), so the state
 code works on the same shape as webhook payloads. Call these only with no database transaction open.
 """
@@ -33,10 +33,12 @@ DEFAULT_RETRIES = 2
 
 @dataclass(frozen=True, slots=True)
 class CheckoutSession:
-    """A created Checkout Session: its id and the URL to send the browser to."""
+    """A created Checkout Session: its id, the URL to send the browser to, and when Stripe stops taking payments for
+    it (epoch seconds)."""
 
     id: str
     url: str
+    expires_at: int
 
 
 class StripeApi:
@@ -68,7 +70,32 @@ class StripeApi:
             raise _unavailable("create a checkout session", exc) from exc
         if not session.url:
             raise StripeUnavailable(f"checkout session {session.id} came back without a URL")
-        return CheckoutSession(id=session.id, url=session.url)
+        return CheckoutSession(id=session.id, url=session.url, expires_at=int(session.expires_at))
+
+    async def expire_checkout_session(self, session_id: str) -> str:
+        """Make a Checkout Session impossible to pay; its status afterwards: "expired" (now or earlier), "complete"
+        (it was paid) or "missing" (Stripe does not know it). Stripe expires only an open session: when it refuses,
+        the session is read to learn why."""
+        try:
+            await self._client.v1.checkout.sessions.expire_async(session_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return "missing"
+            logger.info("checkout session %s was not expired (%s): reading its status", session_id, exc.code)
+        except stripe.StripeError as exc:
+            raise _unavailable("expire a checkout session", exc) from exc
+        else:
+            return "expired"
+        try:
+            session = await self._client.v1.checkout.sessions.retrieve_async(session_id)
+        except stripe.StripeError as exc:
+            error = _unavailable("retrieve a checkout session", exc)
+            if isinstance(error, StripeObjectMissing):
+                return "missing"
+            raise error from exc
+        if session.status not in ("expired", "complete"):
+            raise StripeUnavailable(f"checkout session {session_id} could not be expired (status {session.status})")
+        return str(session.status)
 
     async def create_portal_session(self, customer_id: str, return_url: str) -> str:
         """A Customer Portal session for `customer_id` (card, invoices, cancelling); the URL to send the browser to.

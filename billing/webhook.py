@@ -30,7 +30,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from billing.errors import StripeObjectMissing, StripeUnavailable
-from billing.models import BillingEvent, Subscription, SubscriptionStatus
+from billing.models import BillingEvent, OpenCheckout, Subscription, SubscriptionStatus
 from billing.stripe_api import StripeApi
 from billing.subscriptions import (
     FETCH_STAMP_MARGIN,
@@ -203,6 +203,8 @@ class StripeWebhook:
             await BillingEvent.create(
                 event_id=event_id, type=str(event["type"]), created=int(event["created"]), processed_at=now
             )
+            if event["type"] == "checkout.session.completed":  # paid: no longer the user's open checkout
+                await OpenCheckout.filter(session_id=str(event["data"]["object"].get("id"))).delete()
             if target is None:
                 return None
             change = await apply_stripe_subscription(

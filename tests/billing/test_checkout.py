@@ -3,6 +3,7 @@ fake Stripe) with the right parameters, and sends the browser there."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ava_bot.wiring import build_billing
-from billing.models import BillingEvent, Subscription
+from billing.models import BillingEvent, OpenCheckout, Subscription
 from tests.billing.conftest import (
     BASE_URL,
     MONTHLY,
@@ -22,7 +23,7 @@ from tests.billing.conftest import (
     session_id_of,
     stripe_settings,
 )
-from tests.fakes.stripe import PRICE_ID, FakeStripe, event_body
+from tests.fakes.stripe import PRICE_ID, FakeStripe, SessionNotPayable, event_body
 from tests.portal.conftest import page_token, sign_up
 from tests.support import ready_user
 
@@ -220,3 +221,124 @@ async def test_cancel_immediately_cancels_in_stripe_once(
     assert fake_stripe.subscriptions[sub["id"]]["status"] == "canceled"
     assert (await Subscription.get(user_id=user.id)).status == "canceled"
     assert len(fake_stripe.calls) == 1
+
+
+PRO = {"code": "pro", "name": "Ava Pro", "env": "STRIPE_PRICE_ID_PRO", "label": "19.99 EUR / month", "photos": 200}
+
+
+@pytest.fixture
+async def two_plan_app(
+    app_for: AppFactory, fake_stripe: FakeStripe, plans_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> TestClient:
+    """The app with two plans (monthly and pro) on Stripe."""
+    plans_file.write_text(plans_toml(MONTHLY, PRO), encoding="utf-8")
+    monkeypatch.setenv("STRIPE_PRICE_ID_PRO", "price_1SProEUR1999")
+    return await app_for(**stripe_settings(fake_stripe, plans_file))
+
+
+async def test_two_tabs_with_two_plans_leave_one_checkout_to_pay(
+    two_plan_app: TestClient, fake_stripe: FakeStripe
+) -> None:
+    """Found from outside: the subscribe page in two tabs, one plan chosen in each, and both Checkout pages could be
+    paid: two subscriptions, billed twice. Now choosing the second expires the first at Stripe: only the second can
+    be paid, and paying it makes one subscription."""
+    user_id = await sign_up(two_plan_app)
+    first = session_id_of((await checkout(two_plan_app, plan="monthly")).headers["Location"])
+    second = session_id_of((await checkout(two_plan_app, plan="pro")).headers["Location"])
+    assert first != second
+    assert fake_stripe.sessions[first]["status"] == "expired"
+    assert fake_stripe.sessions[second]["status"] == "open"
+    with pytest.raises(SessionNotPayable):
+        fake_stripe.complete_checkout(first)
+    session, _ = fake_stripe.complete_checkout(second)
+    assert (await post_event(two_plan_app, event_body("checkout.session.completed", session))).status == 200
+    assert len(fake_stripe.subscriptions) == 1
+    row = await Subscription.get(user_id=user_id)
+    assert row.status == "active" and row.stripe_subscription_id in fake_stripe.subscriptions
+    assert not await OpenCheckout.exists(user_id=user_id)  # paid: no open checkout left to offer
+
+
+async def test_going_back_to_the_first_plan_gets_a_new_session_not_the_expired_one(
+    two_plan_app: TestClient, fake_stripe: FakeStripe
+) -> None:
+    """Monthly, then pro, then monthly again within minutes: the third is a new open session (Stripe's idempotency
+    would have answered the expired first one), and it is the only one open."""
+    await sign_up(two_plan_app)
+    urls = [(await checkout(two_plan_app, plan=plan)).headers["Location"] for plan in ("monthly", "pro", "monthly")]
+    ids = [session_id_of(url) for url in urls]
+    assert len(set(ids)) == 3
+    assert [fake_stripe.sessions[i]["status"] for i in ids] == ["expired", "expired", "open"]
+
+
+async def test_the_same_checkout_later_offers_the_same_session(
+    db: str, make_settings: Any, fake_stripe: FakeStripe, plans_file: Path
+) -> None:
+    """The subscribe button pressed again after the idempotency window (another tab, ten minutes later): the user
+    gets the session they had, still open, and Stripe makes no second one."""
+    now = [time.time()]
+    settings = make_settings(**stripe_settings(fake_stripe, plans_file))
+    billing = build_billing(settings, environ={})
+    billing._clock = lambda: now[0]  # noqa: SLF001 - the service's injectable clock
+    await billing.sync_plans()
+    user = await ready_user("1")
+    try:
+        first = await billing.checkout_url(user.id, "monthly", success_url=BASE_URL, cancel_url=BASE_URL)
+        now[0] += 600
+        again = await billing.checkout_url(user.id, "monthly", success_url=BASE_URL, cancel_url=BASE_URL)
+    finally:
+        await billing.aclose()
+    assert again == first
+    assert len(fake_stripe.calls_to("POST", SESSIONS)) == 1
+    assert [s["status"] for s in fake_stripe.sessions.values()] == ["open"]
+
+
+async def test_a_paid_checkout_not_yet_recorded_refuses_another(
+    two_plan_app: TestClient, fake_stripe: FakeStripe
+) -> None:
+    """Paid at Stripe, its event not here yet, another plan chosen: 409 saying the payment went through, and no new
+    session; once the event arrives the account shows the subscription and checkout sends there."""
+    user_id = await sign_up(two_plan_app)
+    paid = session_id_of((await checkout(two_plan_app, plan="monthly")).headers["Location"])
+    session, _ = fake_stripe.complete_checkout(paid)
+    response = await checkout(two_plan_app, plan="pro", Accept="text/html")
+    assert response.status == 409
+    assert "payment went through" in await response.text()
+    assert len(fake_stripe.calls_to("POST", SESSIONS)) == 1
+    assert (await post_event(two_plan_app, event_body("checkout.session.completed", session))).status == 200
+    assert (await Subscription.get(user_id=user_id)).status == "active"
+    response = await checkout(two_plan_app, plan="pro")
+    assert (response.status, response.headers["Location"]) == (303, "/account")
+
+
+async def test_stripe_failing_to_expire_the_old_session_makes_no_new_one(
+    two_plan_app: TestClient, fake_stripe: FakeStripe
+) -> None:
+    """If Stripe cannot expire the open session, no second one is made (502, nothing charged): two open sessions
+    are never left behind."""
+    await sign_up(two_plan_app)
+    first = session_id_of((await checkout(two_plan_app, plan="monthly")).headers["Location"])
+    fake_stripe.fail("POST", "/v1/checkout/sessions/{id}/expire", status=500, times=3)
+    response = await checkout(two_plan_app, plan="pro", Accept="text/html")
+    assert response.status == 502
+    assert "Nothing was charged" in await response.text()
+    assert len(fake_stripe.calls_to("POST", SESSIONS)) == 1
+    assert fake_stripe.sessions[first]["status"] == "open"
+
+
+async def test_erasure_expires_the_open_checkout(
+    db: str, make_settings: Any, fake_stripe: FakeStripe, plans_file: Path
+) -> None:
+    """Erasing the account expires the open Checkout Session: a payment in a forgotten tab would reach no account."""
+    billing = build_billing(make_settings(**stripe_settings(fake_stripe, plans_file)), environ={})
+    await billing.sync_plans()
+    user = await ready_user("1")
+    try:
+        url = await billing.checkout_url(user.id, "monthly", success_url=BASE_URL, cancel_url=BASE_URL)
+        await billing.cancel_immediately(user.id)
+        await billing.cancel_immediately(user.id)  # again: nothing left to do
+    finally:
+        await billing.aclose()
+    session_id = session_id_of(url)
+    assert fake_stripe.sessions[session_id]["status"] == "expired"
+    assert len(fake_stripe.calls_to("POST", f"{SESSIONS}/{session_id}/expire")) == 1
+    assert not await OpenCheckout.exists(user_id=user.id)

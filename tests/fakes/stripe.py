@@ -1,7 +1,8 @@
 """A fake Stripe API that the real `stripe` library talks to over HTTP, plus signed webhook events.
 
-It speaks the calls Ava makes: `POST /v1/checkout/sessions`, `POST /v1/billing_portal/sessions` (Customer
-Portal), `GET`/`POST`/`DELETE /v1/subscriptions/{id}`, `GET /v1/customers/{id}`. Requests are form-encoded
+It speaks the calls Ava makes: `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
+`POST /v1/checkout/sessions/{id}/expire`, `POST /v1/billing_portal/sessions` (Customer Portal),
+`GET`/`POST`/`DELETE /v1/subscriptions/{id}`, `GET /v1/customers/{id}`. Requests are form-encoded
 with Stripe's bracket syntax (`line_items[0][price]`); `calls` records each with its parameters decoded into
 nested dicts and lists and its `Idempotency-Key`. Like Stripe, a POST repeated with the same idempotency key
 answers the first answer again. Objects are shaped like the recorded ones in `tests/payloads/stripe/`;
@@ -195,6 +196,8 @@ class FakeStripe(FakeServer):
         #: Seconds every API call waits before answering (keeps concurrent webhook deliveries in flight together).
         self.delay = 0.0
         self.handle("POST", "/v1/checkout/sessions", self._create_session)
+        self.handle("GET", "/v1/checkout/sessions/{id}", self._get_session)
+        self.handle("POST", "/v1/checkout/sessions/{id}/expire", self._expire_session)
         self.handle("POST", "/v1/billing_portal/sessions", self._create_portal_session)
         self.handle("GET", "/v1/subscriptions/{id}", self._get_subscription)
         self.handle("POST", "/v1/subscriptions/{id}", self._update_subscription)
@@ -223,8 +226,11 @@ class FakeStripe(FakeServer):
         return sub
 
     def complete_checkout(self, session_id: str, *, status: str = "active") -> tuple[dict[str, Any], dict[str, Any]]:
-        """What paying does: a customer, a subscription with the session's metadata, the session complete."""
+        """What paying does: a customer, a subscription with the session's metadata, the session complete. Like
+        Stripe, only an open session can be paid (`SessionNotPayable` otherwise)."""
         session = self.sessions[session_id]
+        if session["status"] != "open":
+            raise SessionNotPayable(f"checkout session {session_id} is {session['status']}: it cannot be paid")
         customer = session.get("customer") or new_id("cus")
         self.customers.setdefault(customer, {"id": customer, "object": "customer", "email": session["customer_email"]})
         metadata = session.get("subscription_data", {}).get("metadata", {})
@@ -316,6 +322,29 @@ class FakeStripe(FakeServer):
         self.sessions[session_id] = {**copy.deepcopy(session), **kept}
         return self._remember(request, session)
 
+    async def _get_session(self, request: web.Request) -> web.Response:
+        session_id = request[MATCH]["id"]
+        _, early = await self._call(request, "/v1/checkout/sessions/{id}")
+        if early is not None:
+            return early
+        session = self.sessions.get(session_id)
+        return web.json_response(_public(session)) if session is not None else _missing("checkout session", session_id)
+
+    async def _expire_session(self, request: web.Request) -> web.Response:
+        """Stripe expires only an open session; a complete or expired one answers 400 (and the session is kept)."""
+        session_id = request[MATCH]["id"]
+        _, early = await self._call(request, "/v1/checkout/sessions/{id}/expire")
+        if early is not None:
+            return early
+        session = self.sessions.get(session_id)
+        if session is None:
+            return _missing("checkout session", session_id)
+        if session["status"] != "open":
+            message = 'Only Checkout Sessions with a status in ["open"] can be expired.'
+            return _error(400, {"type": "invalid_request_error", "message": message})
+        session.update(status="expired", url=None)
+        return self._remember(request, _public(session))
+
     async def _create_portal_session(self, request: web.Request) -> web.Response:
         """A Customer Portal session, for a customer Stripe knows (from a checkout or a stored subscription)."""
         params, early = await self._call(request, "/v1/billing_portal/sessions")
@@ -402,6 +431,15 @@ class FakeStripe(FakeServer):
             f'<a id=return href="{html.escape(str(session["return_url"]))}">Return</a>'
         )
         return web.Response(text=page, content_type="text/html")
+
+
+class SessionNotPayable(Exception):
+    """A test tried to pay a Checkout Session Stripe would not take a payment for (expired or complete)."""
+
+
+def _public(session: dict[str, Any]) -> dict[str, Any]:
+    """A stored session as the API answers it (without the creation parameters kept for `complete_checkout`)."""
+    return {k: copy.deepcopy(v) for k, v in session.items() if k not in ("line_items", "subscription_data")}
 
 
 def _missing(kind: str, object_id: str) -> web.Response:

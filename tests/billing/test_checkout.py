@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ava_bot.wiring import build_billing
+from ava_bot.wiring import build_billing, build_plans
 from billing.models import BillingEvent, OpenCheckout, Subscription
+from billing.service import BillingService
+from billing.stripe_api import StripeApi
 from tests.billing.conftest import (
     BASE_URL,
     MONTHLY,
@@ -23,7 +25,7 @@ from tests.billing.conftest import (
     session_id_of,
     stripe_settings,
 )
-from tests.fakes.stripe import PRICE_ID, FakeStripe, SessionNotPayable, event_body
+from tests.fakes.stripe import API_KEY, PRICE_ID, FakeStripe, SessionNotPayable, event_body
 from tests.portal.conftest import page_token, sign_up
 from tests.support import ready_user
 
@@ -277,8 +279,8 @@ async def test_the_same_checkout_later_offers_the_same_session(
     gets the session they had, still open, and Stripe makes no second one."""
     now = [time.time()]
     settings = make_settings(**stripe_settings(fake_stripe, plans_file))
-    billing = build_billing(settings, environ={})
-    billing._clock = lambda: now[0]  # noqa: SLF001 - the service's injectable clock
+    stripe_api = StripeApi(API_KEY, api_base=fake_stripe.url)
+    billing = BillingService(plans=build_plans(settings, environ={}), stripe_api=stripe_api, clock=lambda: now[0])
     await billing.sync_plans()
     user = await ready_user("1")
     try:

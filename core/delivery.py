@@ -18,7 +18,7 @@ A row is marked sent right after the platform accepted it; only a crash between 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,11 +144,12 @@ async def is_unreachable(ref: ChatRef) -> bool:
     """Whether the platform told us this chat cannot be reached."""
     from core.inbox import _sql  # here: core.inbox imports this module
 
-    return bool(await _sql(_UNREACHABLE, [ref.channel, ref.chat_id]))
+    return bool(await _sql(UNREACHABLE_CHAT, [ref.channel, ref.chat_id]))
 
 
-# Plain SQL for what every delivered reply runs (`core.inbox._sql` adapts the placeholders to SQLite).
-_UNREACHABLE = (
+# Plain SQL for what every delivered reply runs (`core.inbox._sql` adapts the placeholders to SQLite). A turn's
+# commit reads `UNREACHABLE_CHAT` too (`core.turns.finish_turn_at_once`), so its replies go without this look.
+UNREACHABLE_CHAT = (
     "SELECT 1 AS unreachable FROM channel_identities "
     "WHERE channel = $1 AND external_user_id = $2 AND unreachable_at IS NOT NULL LIMIT 1"
 )
@@ -188,24 +189,26 @@ class Deliverer:
         ).order_by("id")
         return await self.deliver_rows(rows)
 
-    async def deliver_rows(self, rows: Sequence[Message]) -> float | None:
-        """`deliver_pending` of rows the caller just read: one user's pending outbound rows, oldest first."""
+    async def deliver_rows(self, rows: Sequence[Message], *, reachable: Collection[int] = ()) -> float | None:
+        """`deliver_pending` of rows the caller just read: one user's pending outbound rows, oldest first.
+        `reachable`: ids of rows whose chat the statement that stored them found reachable (a turn's commit, just
+        now): their chat is not looked up again."""
         for row in rows:
             now = datetime.now(UTC)
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 return (row.next_attempt_at - now).total_seconds()
-            wait = await self._deliver(row)
+            wait = await self._deliver(row, checked=row.id in reachable)
             if wait is not None:
                 return wait
         return None
 
-    async def _deliver(self, row: Message) -> float | None:
+    async def _deliver(self, row: Message, *, checked: bool = False) -> float | None:
         ref = ChatRef(row.channel, row.chat_id)
         channel = self._channels.get(row.channel)
         if channel is None:
             await self._fail(row, f"no adapter for channel {row.channel!r} in this process")
             return None
-        if await is_unreachable(ref):
+        if not checked and await is_unreachable(ref):
             await self._fail(row, "recipient unreachable (the platform refused an earlier message)")
             return None
         window = channel.capabilities.reply_window_seconds

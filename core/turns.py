@@ -40,7 +40,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.activity import DEFAULT_INTERVAL, showing
-from core.delivery import Deliverer, is_unreachable, outbound_rows, store_replies
+from core.delivery import UNREACHABLE_CHAT, Deliverer, is_unreachable, outbound_rows, store_replies
 from core.engine import ConversationEngine
 from core.errors import StateChanged
 from core.inbox import _postgres, _sql
@@ -132,6 +132,7 @@ class TurnRunner:
         # `has_work` check after the slot is released: they are never left behind.
         rows = await pending_rows(user_id)
         complete = len(rows) < PENDING_LOOK
+        reachable: frozenset[int] = frozenset()  # reply rows whose chat their commit found reachable
         while True:
             outbound = [r for r in rows if r.direction == Direction.OUTBOUND]
             if outbound and token is not None:
@@ -142,7 +143,7 @@ class TurnRunner:
                     logger.info("drain of user %s stopped: its slot belongs to another job now", user_id)
                     return None
                 kept = time.monotonic()
-            wait = await self._deliverer.deliver_rows(outbound)
+            wait = await self._deliverer.deliver_rows(outbound, reachable=reachable)
             if wait is not None:
                 return wait
             inbound = [r for r in rows if r.direction == Direction.INBOUND]
@@ -151,10 +152,11 @@ class TurnRunner:
                     return None
                 rows = await pending_rows(user_id)
                 complete = len(rows) < PENDING_LOOK
+                reachable = frozenset()
                 continue
             if not whole and (turns >= self._config.slice_turns or time.monotonic() >= deadline):
                 return 0.0
-            retry_in, replies = await self._run_turn(inbound[0])
+            retry_in, replies, reachable = await self._run_turn(inbound[0])
             turns += 1
             if token is not None and time.monotonic() - kept >= self._config.keep_every_seconds:
                 await self._queue.keep(user_id, token)
@@ -166,6 +168,7 @@ class TurnRunner:
             if replies is None:  # what the turn stored is not known (it failed for good, or was done elsewhere)
                 rows = await pending_rows(user_id)
                 complete = len(rows) < PENDING_LOOK
+                reachable = frozenset()
             else:
                 rows = [*replies, *inbound[1:]]
 
@@ -176,24 +179,25 @@ class TurnRunner:
         row = await Message.get_or_none(id=message_id)
         if row is None or row.status != MessageStatus.PENDING:
             return None
-        retry_in, _ = await self._run_turn(row)
+        retry_in, _, _ = await self._run_turn(row)
         return retry_in
 
-    async def _run_turn(self, row: Message) -> tuple[float | None, list[Message] | None]:
+    async def _run_turn(self, row: Message) -> tuple[float | None, list[Message] | None, frozenset[int]]:
         """`run_turn` of a row just read pending (by the drain holding the user's slot); also the reply rows its
-        commit stored (None: not known, e.g. the turn failed for good or another run did it)."""
+        commit stored (None: not known, e.g. the turn failed for good or another run did it), and the ids of those
+        whose chat the commit found reachable (`Deliverer.deliver_rows`' `reachable`)."""
         started = time.monotonic()
         attempts = row.attempts + 1
         user = await count_attempt(row.id, attempts, row.user_id)
         if attempts > self._config.max_turn_attempts:  # earlier runs crashed the worker before they could count
             await self._give_up(row, attempts - 1, "the turn never finished (the worker stopped during it)")
-            return None, None
+            return None, None, frozenset()
         ref = ChatRef(row.channel, row.chat_id)
         try:
             committed = await self._compute_and_commit(row, ref, user)
         except Exception as exc:
-            return await self._failed_attempt(row, attempts, exc, started), None
-        outcome, replies = committed if committed is not None else (None, None)
+            return await self._failed_attempt(row, attempts, exc, started), None, frozenset()
+        outcome, replies, reachable = committed if committed is not None else (None, None, False)
         duration_ms = (time.monotonic() - started) * 1000
         outcome_name = "done" if outcome is not None else "already done"
         logger.info(
@@ -206,13 +210,13 @@ class TurnRunner:
         )
         for photo_id in outcome.photo_ids if outcome is not None else ():
             await self._photos.dispatch(photo_id)
-        return None, replies
+        return None, replies, frozenset(r.id for r in replies or ()) if reachable else frozenset()
 
     async def _compute_and_commit(
         self, row: Message, ref: ChatRef, user: User | None
-    ) -> tuple[Outcome, list[Message]] | None:
-        """Compute the turn on `user` (read with the attempt; None: gone) and commit it; on a state change, read the
-        user again and compute it again."""
+    ) -> tuple[Outcome, list[Message], bool] | None:
+        """Compute the turn on `user` (read with the attempt; None: gone) and commit it (see `_commit`); on a state
+        change, read the user again and compute it again."""
         for _ in range(CONFLICT_RETRIES):
             if user is None:
                 user = await User.get(id=row.user_id)
@@ -230,14 +234,16 @@ class TurnRunner:
 
     async def _commit(
         self, row: Message, user: User, before: dict[str, Any], ref: ChatRef, outcome: Outcome
-    ) -> tuple[Outcome, list[Message]] | None:
-        """Commit the computed turn; the outcome and its stored reply rows, or None when another run did it."""
+    ) -> tuple[Outcome, list[Message], bool] | None:
+        """Commit the computed turn; the outcome, its stored reply rows and whether the commit found their chat
+        reachable (False: not looked at), or None when another run did it."""
         if outcome.effects_sql is not None and _postgres():
             changed = {name: value for name, value in user_state(user).items() if value != before[name]}
-            replies = await finish_turn_at_once(row, user, changed, ref, outcome, outcome.effects_sql)
-            if replies is not None:
+            committed = await finish_turn_at_once(row, user, changed, ref, outcome, outcome.effects_sql)
+            if committed is not None:
                 user.version += 1
-                return outcome, replies
+                replies, reachable = committed
+                return outcome, replies, reachable
             # A part did not take place (another run finished the message, the user changed, no unit left) and
             # nothing was written: the transaction below finds out which, and answers as it always did.
         try:
@@ -253,7 +259,7 @@ class TurnRunner:
                 user.version += 1
         except _AlreadyDone:
             return None
-        return outcome, replies
+        return outcome, replies, False
 
     async def _inbound(self, row: Message, user: User, ref: ChatRef) -> InboundMessage:
         """The stored message as the engine sees it; a typed number answers a question shown as a numbered list."""
@@ -409,11 +415,12 @@ async def finish_turn(
 
 async def finish_turn_at_once(
     row: Message, user: User, changed: dict[str, Any], ref: ChatRef, outcome: Outcome, effects: tuple[str, list[Any]]
-) -> list[Message] | None:
+) -> tuple[list[Message], bool] | None:
     """PostgreSQL, with no transaction open: `finish_turn` and the outcome's `effects` (an SQL boolean expression,
     `Outcome.effects_sql`) as ONE statement, committed on its own: no BEGIN and COMMIT round trips. Everything or
     nothing: unless the effects took place, the message was flipped and the user saved, `ava_require` (migration
-    0011) raises and the statement rolls back as a whole; then None, else the stored reply rows."""
+    0011) raises and the statement rolls back as a whole; then None, else the stored reply rows and whether their
+    chat (`ref`) is reachable (not marked unreachable): the delivery right after need not look it up again."""
     expression, every = effects
     parts, replies = _turn_parts(row, user, changed, ref, outcome)
     ctes = [f"e AS (SELECT {expression} AS ok)"]
@@ -424,15 +431,18 @@ async def finish_turn_at_once(
     # part failed first, the check fails anyway).
     check = "(SELECT ok FROM e) AND (SELECT count(*) FROM s0) = 1 AND (SELECT count(*) FROM s1) = 1"
     ids = "ARRAY(SELECT id FROM s2 ORDER BY id)" if replies else "'{}'::bigint[]"
+    unreachable = _shift(UNREACHABLE_CHAT, len(every))
     try:
         [result] = await _sql(
-            f"WITH {', '.join(ctes)} SELECT ava_require({check}, 'turn not committed') AS ok, {ids} AS ids", every
+            f"WITH {', '.join(ctes)} SELECT ava_require({check}, 'turn not committed') AS ok, {ids} AS ids, "
+            f"EXISTS ({unreachable}) AS unreachable",
+            [*every, ref.channel, ref.chat_id],
         )
     except Exception as exc:
         if getattr(exc, "sqlstate", None) == _NOT_COMMITTED:
             return None
         raise
-    return _reply_rows(replies, list(result["ids"]))
+    return _reply_rows(replies, list(result["ids"])), not result["unreachable"]
 
 
 def _turn_parts(

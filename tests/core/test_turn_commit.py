@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from billing.entitlements import BillingEntitlements
 from billing.models import QuotaCharge, QuotaKind, QuotaUsage
 from core.delivery import store_replies
 from core.messages import ChatRef, InboundMessage, TextReply
-from core.models import Direction, Message, MessageStatus, User
+from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
 from core.outcome import Outcome
 from tests.core.test_setup_flow import Chat, texts
 from tests.fakes.entitlements import subscribe
@@ -72,6 +73,22 @@ async def test_a_chat_turn_commits_in_one_statement_with_its_unit(services: Serv
     message = await Message.get(user_id=user.id, direction=Direction.INBOUND)
     assert message.status == MessageStatus.DONE
     assert (await User.get(id=user.id)).version == user.version + 1
+    # The commit also reads whether the chat is reachable: the reply's delivery does not look it up again.
+    assert "channel_identities" in commits[0]
+    assert not [s for s in sql if s.startswith("SELECT 1 AS unreachable")], sql
+
+
+async def test_a_chat_marked_unreachable_during_the_turn_gets_no_send(services: Services, fake_llm: FakeOpenAI) -> None:
+    """The platform refused the chat while the model answered (the user blocked the bot): the commit sees it, and
+    the reply fails at once without a send, as a reply to an unreachable chat always does."""
+    user = await ready_user("o6")
+    await subscribe(user.id, messages=5)
+    turn = await _while_the_model_answers(services, fake_llm, "o6", "hello")
+    await ChannelIdentity.filter(user_id=user.id).update(unreachable_at=datetime.now(UTC), unreachable_reason="blocked")
+    await turn
+    reply = await Message.get(user_id=user.id, direction=Direction.OUTBOUND)
+    assert reply.status == MessageStatus.FAILED and "unreachable" in (reply.error or "")
+    assert (await Message.get(user_id=user.id, direction=Direction.INBOUND)).status == MessageStatus.DONE
 
 
 async def test_a_user_changed_during_the_turn_is_kept_and_the_turn_computed_again(

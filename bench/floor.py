@@ -6,8 +6,8 @@ the worker, through the same clients configured the same way, and nothing else:
 
 * `STATEMENTS` statements through the ORM's connection (Tortoise on asyncpg's pool, opened by `ava_bot.db.init_db`):
   the drain's pending look, the attempt count with the user, the avatar with the history, the subscription with the
-  usage, the one-statement commit, the reachability check and the delivery mark; `WRITES` of them commit a write
-  (here an UPDATE of a scratch row), the others read (`SELECT 1`);
+  usage, the one-statement commit (which also reads whether the chat is reachable) and the delivery mark; `WRITES`
+  of them commit a write (here an UPDATE of a scratch row), the others read (`SELECT 1`);
 * `PUBLISHES` Redis PUBLISHes of a web-channel event's size (the "typing" activity and the reply);
 * one Chat Completions call through `core.llm.OpenAICompatibleLLM` (the openai SDK) with the messages of a real
   turn of the benchmark (read from a JSON file).
@@ -34,7 +34,7 @@ from bench.common import REDIS_URL
 from core.llm import OpenAICompatibleLLM
 from core.ports import ChatMessage
 
-STATEMENTS = 7
+STATEMENTS = 6
 WRITES = 3
 PUBLISHES = 2
 #: About a web-channel reply event (JSON with the text, the message id and the chat).

@@ -240,12 +240,17 @@ class BillingService:
         fingerprint = checkout_fingerprint(plan.code, params)
         now = self._now()
         held = await OpenCheckout.get_or_none(user_id=user_id)
-        if held is not None and held.expires_at > now:
-            if held.fingerprint == fingerprint and held.expires_at - now >= CHECKOUT_REUSE_MIN_LEFT:
-                logger.info("checkout session %s of user %s offered again", held.session_id, user_id)
-                return held.url
-            await self._withdraw(held)
-        replacing = held.session_id if held is not None else None
+        replacing: str | None = None
+        if held is not None:
+            if held.expires_at > now:
+                if held.fingerprint == fingerprint and held.expires_at - now >= CHECKOUT_REUSE_MIN_LEFT:
+                    logger.info("checkout session %s of user %s offered again", held.session_id, user_id)
+                    return held.url
+                await self._withdraw(held)
+                # It cannot be paid any more: never offer it again, even if making the next one fails below. The
+                # row stays (until replaced) so that the next key names it: Stripe would replay an older session.
+                await OpenCheckout.filter(id=held.id, session_id=held.session_id).update(expires_at=now)
+            replacing = held.session_id
         key = checkout_idempotency_key(user_id, plan.code, params, self._clock(), replacing=replacing)
         session = await self._stripe.create_checkout_session(params, idempotency_key=key)
         if await _hold(user_id, replacing, session, fingerprint) != session.id:
@@ -343,7 +348,8 @@ class BillingService:
 
 async def _hold(user_id: int, replacing: str | None, session: CheckoutSession, fingerprint: str) -> str:
     """Record `session` as the user's open one in place of session `replacing` (None: the user had none); the id of
-    the session the user holds afterwards (another one when a concurrent checkout stored its own first)."""
+    the session the user holds afterwards: another one when a concurrent checkout stored its own first, "" when it
+    is gone again (its payment was recorded meanwhile)."""
     values: dict[str, Any] = {
         "session_id": session.id,
         "fingerprint": fingerprint,
@@ -354,12 +360,12 @@ async def _hold(user_id: int, replacing: str | None, session: CheckoutSession, f
         try:
             await OpenCheckout.create(user_id=user_id, **values)
             return session.id
-        except IntegrityError:  # a concurrent checkout stored one first (or the same one: a replayed session)
+        except IntegrityError:  # a concurrent checkout stored one first (or the same one: Stripe replayed it)
             pass
     elif await OpenCheckout.filter(user_id=user_id, session_id=replacing).update(**values):
         return session.id
     current = await OpenCheckout.get_or_none(user_id=user_id)
-    return current.session_id if current is not None else ""  # let go meanwhile (a payment recorded): not ours
+    return current.session_id if current is not None else ""
 
 
 async def _active_plan(code: str) -> Plan:

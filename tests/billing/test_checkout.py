@@ -344,3 +344,18 @@ async def test_erasure_expires_the_open_checkout(
     assert fake_stripe.sessions[session_id]["status"] == "expired"
     assert len(fake_stripe.calls_to("POST", f"{SESSIONS}/{session_id}/expire")) == 1
     assert not await OpenCheckout.exists(user_id=user.id)
+
+
+async def test_a_failed_replacement_never_offers_the_expired_session_again(
+    two_plan_app: TestClient, fake_stripe: FakeStripe
+) -> None:
+    """Monthly, then pro with Stripe failing to make the new session after the old one was expired (502), then
+    monthly again: a new open session, not the expired one."""
+    await sign_up(two_plan_app)
+    first = session_id_of((await checkout(two_plan_app, plan="monthly")).headers["Location"])
+    fake_stripe.fail("POST", SESSIONS, status=500, times=3)
+    assert (await checkout(two_plan_app, plan="pro", Accept="text/html")).status == 502
+    assert fake_stripe.sessions[first]["status"] == "expired"
+    again = session_id_of((await checkout(two_plan_app, plan="monthly")).headers["Location"])
+    assert again != first and fake_stripe.sessions[again]["status"] == "open"
+    assert [s["status"] for s in fake_stripe.sessions.values()].count("open") == 1

@@ -22,7 +22,7 @@ from ava_bot.deadletters import list_dead_letters
 from ava_bot.deadletters import replay as replay_letter
 from ava_bot.keys import SERVICES
 from ava_bot.observability import init_sentry, setup_logging
-from ava_bot.runtime import freeze_startup_objects
+from ava_bot.runtime import freeze_startup_objects, new_event_loop, run, running_loop_name
 from ava_bot.settings import Settings, load_settings
 from ava_bot.wiring import build_billing, build_plans, open_photo_pipeline, open_resources, open_services
 from ava_bot.worker import create_worker
@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from ava_bot.app import create_app  # here: the worker never loads the web app (portal, jinja2)
 
                 async def started_app() -> web.Application:
+                    logger.info("web process starting on the %s event loop", running_loop_name())
                     app = await create_app(settings)
                     app.on_startup.append(_freeze)  # runs after the resources and services opened
                     return app
@@ -117,9 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print=None,
                     # SIGTERM: stop accepting, let in-flight requests finish this long, then close clients.
                     shutdown_timeout=settings.shutdown_grace_seconds,
+                    loop=new_event_loop(settings.event_loop),
                 )
             case "worker":
-                asyncio.run(run_worker(settings))
+                run(run_worker(settings), settings.event_loop)
             case "migrate":
                 asyncio.run(run_migrations(settings.effective_database_url))
             case "deadletters":
@@ -136,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(run_plans_sync(settings))
             case "dev":
                 port = args.port or settings.port
-                asyncio.run(run_dev(settings.model_copy(update={"port": port}), port=port))
+                run(run_dev(settings.model_copy(update={"port": port}), port=port), settings.event_loop)
     except ConfigError as exc:
         print(f"ava-bot: {exc}", file=sys.stderr)
         return 2
@@ -185,6 +187,7 @@ async def run_worker(settings: Settings) -> None:
         await sync_plans(plans)
         worker = create_worker(settings, resources, services, pipeline)
         freeze_startup_objects()
+        logger.info("worker starting on the %s event loop", running_loop_name())
         try:
             await worker.async_run()
         except asyncio.CancelledError:

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ava_bot.errors import MissingSettingsError
@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     #: On SIGTERM, in-flight requests (web) and jobs (worker) get this long to finish; compose's
     #: stop_grace_period is longer. Jobs still running then are cancelled and run again by another worker.
     shutdown_grace_seconds: int = Field(default=20, ge=0)
+    #: The event loop of `serve`, `worker` and `dev`: uvloop (libuv; less CPU per socket operation, so more
+    #: webhooks and turns per core) or Python's own asyncio loop, the fallback if a library ever misbehaves on
+    #: uvloop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @field_validator("sweep_every_seconds")
     @classmethod
@@ -338,7 +342,16 @@ def _is_unset(value: object) -> bool:
 
 
 def load_settings() -> Settings:
-    """Build and check the settings from the environment and `.env` (call once, in `main()`)."""
-    settings = Settings()
+    """Build and check the settings from the environment and `.env` (call once, in `main()`). A value that is not
+    valid is a `ConfigError` naming each variable and what it should be (never the value: it may be a secret)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {invalid_values(exc)}") from None
     settings.check()
     return settings
+
+
+def invalid_values(error: ValidationError) -> str:
+    """`NAME: what it should be` for each setting `error` refused, by its environment variable's name."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())

@@ -1,5 +1,5 @@
 """What the benchmarks share: a throw-away migrated database, Ava's real processes started as subprocesses, the
-environment they run with, percentiles, and process memory read from /proc.
+environment they run with, the event loop they run on, percentiles, and process memory read from /proc.
 
 Databases: AVA_TEST_DATABASE_URL (admin URL; a temporary database is created and dropped) and AVA_TEST_REDIS_URL.
 The benchmarks that start Ava's own web and worker processes use that Redis database's default arq queue, so give
@@ -17,15 +17,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 from redis.asyncio import Redis
 
 from ava_bot.db import close_db, init_db, normalise_db_url, run_migrations
+from ava_bot.runtime import EventLoopKind
+from ava_bot.runtime import run as run_on_loop
 from ava_bot.settings import Settings
 from tests.reliability.processes import AS_DEPLOYED
 
@@ -34,6 +36,15 @@ REDIS_URL = os.environ.get("AVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 ROOT = Path(__file__).resolve().parent.parent
 #: Key patterns Ava's processes write in Redis (arq's queue and jobs, drain slots, rate-limit counters).
 AVA_KEY_PATTERNS = ("arq:*", "ava:*", "LIMITS*")
+#: The event loop Ava's processes run on by default (the `EVENT_LOOP` setting): the benchmarks' own processes and
+#: the bare baseline run on it too, so what they compare differs in the work measured only.
+DEFAULT_LOOP: EventLoopKind = Settings.model_fields["event_loop"].default
+T = TypeVar("T")
+
+
+def run_benchmark(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the production default event loop."""
+    return run_on_loop(main, DEFAULT_LOOP)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -192,11 +203,11 @@ class AvaProcess(ServerProcess):
         super().__init__(f"ava-bot {command}", ["ava_bot.cli", command], env, workdir, port=port)
 
 
-def bare_server(workdir: Path) -> ServerProcess:
-    """The bare aiohttp baseline server (`bench.bare`) on a free port."""
+def bare_server(workdir: Path, loop: EventLoopKind = DEFAULT_LOOP) -> ServerProcess:
+    """The bare aiohttp baseline server (`bench.bare`) on a free port, on the `loop` event loop."""
     port = free_port()
     env = dict(os.environ) | {"PYTHONPATH": str(ROOT)}
-    return ServerProcess("bare aiohttp", ["bench.bare", str(port)], env, workdir, port=port)
+    return ServerProcess("bare aiohttp", ["bench.bare", str(port), loop], env, workdir, port=port)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -13,23 +13,25 @@ the worker, through the same clients configured the same way, and nothing else:
   turn of the benchmark (read from a JSON file).
 
 Not included: arq's job bookkeeping and the drain slot's Redis calls (shared by the turns of a slice), logging, and
-all of Ava's own work. Printed: one JSON object, the mean CPU milliseconds of each part per round.
+all of Ava's own work. It runs on the event loop the worker runs on (`--event-loop`, as `EVENT_LOOP`). Printed:
+one JSON object, the mean CPU milliseconds of each part per round.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import get_args
 
 from redis.asyncio import Redis
 from tortoise import connections
 
 from ava_bot.db import close_db, init_db
+from ava_bot.runtime import EventLoopKind, run
 from bench.common import REDIS_URL
 from core.llm import OpenAICompatibleLLM
 from core.ports import ChatMessage
@@ -95,9 +97,11 @@ def main() -> None:
     parser.add_argument("--llm-api-key", required=True)
     parser.add_argument("--messages", type=Path, required=True, help="JSON list of {role, content} of a real turn")
     parser.add_argument("--rounds", type=int, default=500)
+    parser.add_argument("--event-loop", choices=get_args(EventLoopKind), default="uvloop", help="as EVENT_LOOP")
     args = parser.parse_args()
     messages = [ChatMessage(m["role"], m["content"]) for m in json.loads(args.messages.read_text())]
-    print(json.dumps(asyncio.run(measure(args.database_url, args.llm_url, args.llm_api_key, messages, args.rounds))))
+    parts = measure(args.database_url, args.llm_url, args.llm_api_key, messages, args.rounds)
+    print(json.dumps(run(parts, args.event_loop)))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import aiohttp
 
+from ava_bot.runtime import EventLoopKind
 from bench.common import (
+    DEFAULT_LOOP,
     AvaProcess,
     ServerProcess,
     ava_env,
@@ -46,6 +49,7 @@ from bench.common import (
     delete_ava_keys,
     free_port,
     percentile,
+    run_benchmark,
     temporary_database,
 )
 from core.models import Direction, Message
@@ -198,9 +202,12 @@ def rounds_of(requests: list[Request], rounds: int) -> list[list[Request]]:
     return [requests[i : i + size] for i in range(0, len(requests), size)]
 
 
-async def run(users: int, requests: int, concurrency: int, whatsapp: bool, rounds: int) -> dict[str, Run]:
-    """Both servers up at once; the measured requests in `rounds` slices, each webhook's slice right after a
-    slice of the bare handler, so drifting load on a shared machine hits baseline and subject alike."""
+async def run(
+    users: int, requests: int, concurrency: int, whatsapp: bool, rounds: int, loop: EventLoopKind
+) -> dict[str, Run]:
+    """Both servers up at once, both on the `loop` event loop; the measured requests in `rounds` slices, each
+    webhook's slice right after a slice of the bare handler, so drifting load on a shared machine hits baseline
+    and subject alike."""
     measured: dict[str, list[Run]] = {"bare": [], "telegram": [], "whatsapp": []}
     tg_warm, tg_measured = workload(telegram_update, users, requests)
     wa_warm, wa_measured = workload(whatsapp_update, users, requests, first=users + requests)
@@ -219,10 +226,11 @@ async def run(users: int, requests: int, concurrency: int, whatsapp: bool, round
                 whatsapp_app_secret=WHATSAPP_SECRET,
                 whatsapp_verify_token="bench-verify",
                 whatsapp_api_base_url=graph.url,
+                event_loop=loop,
             )
             try:
                 async with (
-                    serving(bare_server(workdir)) as bare,
+                    serving(bare_server(workdir, loop)) as bare,
                     serving(AvaProcess("serve", env, workdir, port=free_port())) as web,
                 ):
                     await load(bare, tg_warm, concurrency)
@@ -253,12 +261,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="baseline and webhook slices, alternated")
     parser.add_argument("--no-whatsapp", action="store_true", help="skip the WhatsApp webhook")
+    parser.add_argument(
+        "--event-loop", choices=get_args(EventLoopKind), default=DEFAULT_LOOP, help="of both servers, as EVENT_LOOP"
+    )
     args = parser.parse_args()
-    runs = asyncio.run(run(args.users, args.requests, args.concurrency, not args.no_whatsapp, args.rounds))
+    runs = run_benchmark(
+        run(args.users, args.requests, args.concurrency, not args.no_whatsapp, args.rounds, args.event_loop)
+    )
     ratio = runs["telegram"].rps / runs["bare"].rps
     print(
         f"{args.requests} requests per webhook after {args.users} warm-up, in {args.rounds} rounds alternating with "
-        f"the bare handler; {args.concurrency} connections, one aiohttp client"
+        f"the bare handler; {args.concurrency} connections, one aiohttp client; both servers on {args.event_loop}"
     )
     print(runs["bare"].line("bare aiohttp handler (baseline)"))
     print(runs["telegram"].line("POST /webhooks/telegram"))

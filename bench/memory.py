@@ -41,7 +41,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.common import AvaProcess, ava_env, delete_ava_keys, free_port, rss_mb, temporary_database
+from bench.common import (
+    AvaProcess,
+    ava_env,
+    delete_ava_keys,
+    free_port,
+    rss_mb,
+    run_benchmark,
+    temporary_database,
+)
 from bench.ingest import TELEGRAM_SECRET, telegram_update
 from bench.postprocess import make_photo
 from core.models import Avatar, Direction, Message, MessageStatus, Mode
@@ -289,7 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     # The fakes' server logs a traceback each time a client drops a keep-alive connection: noise, not a failure.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    result = asyncio.run(run(args.turns, args.photos, args.users, args.batch, every_service=args.all_services))
+    result = run_benchmark(run(args.turns, args.photos, args.users, args.batch, every_service=args.all_services))
     configured = (
         "Telegram, WhatsApp, Stripe, S3 (references by URL), moderation, Replicate"
         if args.all_services

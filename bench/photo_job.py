@@ -46,7 +46,7 @@ from arq.worker import Worker, func
 
 from ava_bot.wakeup import WakingArqRedis, wake_on_enqueue
 from ava_bot.worker import POLL_DELAY, ride_out_redis_outages
-from bench.common import REDIS_URL, percentile, temporary_database
+from bench.common import REDIS_URL, percentile, run_benchmark, temporary_database
 from bench.postprocess import make_photo, postprocess
 from core.messages import ChatRef
 from core.models import Avatar, Direction, Message, User
@@ -245,7 +245,7 @@ def main() -> None:
     # The benchmark's reference has no separate original, so every job would warn that it conditions on the signed
     # copy (the same work): one line per job would bury the figures.
     logging.getLogger("imaging.pipeline").setLevel(logging.ERROR)
-    photo_ms, noop_ms, post_ms = asyncio.run(run(args.jobs, args.warmup))
+    photo_ms, noop_ms, post_ms = run_benchmark(run(args.jobs, args.warmup))
     p50, p95 = statistics.median(photo_ms), percentile(photo_ms, 0.95)
     b50, b95 = statistics.median(noop_ms), percentile(noop_ms, 0.95)
     w50, w95 = statistics.median(post_ms), percentile(post_ms, 0.95)

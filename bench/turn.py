@@ -38,9 +38,11 @@ from pathlib import Path
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from ava_bot.queueing import DrainQueue
+from ava_bot.runtime import EventLoopKind
 from ava_bot.settings import Settings
 from ava_bot.wiring import build_llm, open_services
 from bench.common import (
+    DEFAULT_LOOP,
     REDIS_URL,
     AvaProcess,
     ava_env,
@@ -48,6 +50,7 @@ from bench.common import (
     cpu_seconds,
     delete_ava_keys,
     percentile,
+    run_benchmark,
     temporary_database,
 )
 from bench.floor import PUBLISHES, STATEMENTS
@@ -62,6 +65,9 @@ from tests.support import ready_user
 
 TARGET_OVERHEAD_MS = 5.0
 TARGET_TURNS_PER_S = 300.0
+#: The worker's throughput is measured on each event loop the `EVENT_LOOP` setting offers, alternated; the
+#: production default (`DEFAULT_LOOP`) is the figure, Python's own loop the before/after baseline of the same run.
+LOOPS: tuple[EventLoopKind, ...] = ("asyncio", "uvloop")
 LLM_KEY = "bench-llm-key"
 
 
@@ -123,16 +129,16 @@ async def measure_overhead(settings: Settings, redis: ArqRedis, turns: int, warm
 
 
 async def measure_throughput(
-    db_url: str, llm_url: str, workdir: Path, users: int, per_user: int
+    db_url: str, llm_url: str, workdir: Path, users: int, per_user: int, *, loop: str, prefix: str
 ) -> tuple[float, float]:
-    """(turns/s, worker CPU ms per turn) of one `ava-bot worker` process working through `users` x `per_user`
-    pending messages."""
-    people = await bench_users(users, "t")
+    """(turns/s, worker CPU ms per turn) of one `ava-bot worker` process on the `loop` event loop working through
+    `users` x `per_user` pending messages of new users (their chats start with `prefix`)."""
+    people = await bench_users(users, prefix)
     for n in range(per_user):
         for i, user in enumerate(people):
-            await store_inbound(message(f"t{i}", n), user)
+            await store_inbound(message(f"{prefix}{i}", n), user)
     total = users * per_user
-    env = ava_env(workdir, db_url, llm_base_url=llm_url, llm_api_key=LLM_KEY)
+    env = ava_env(workdir, db_url, llm_base_url=llm_url, llm_api_key=LLM_KEY, event_loop=loop)
     worker = AvaProcess("worker", env, workdir)
     redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
     try:
@@ -143,7 +149,7 @@ async def measure_throughput(
         start, cpu = time.perf_counter(), cpu_seconds(worker.pid)
         for user in people:
             await queue.schedule(user.id)
-        pending = Message.filter(direction=Direction.INBOUND, chat_id__startswith="t").exclude(
+        pending = Message.filter(direction=Direction.INBOUND, chat_id__startswith=prefix).exclude(
             status=MessageStatus.DONE
         )
         while await pending.count():
@@ -174,6 +180,8 @@ async def measure_floor(db_url: str, llm: FakeOpenAI, workdir: Path, rounds: int
         str(messages),
         "--rounds",
         str(rounds),
+        "--event-loop",
+        DEFAULT_LOOP,
         env=ava_env(workdir, db_url),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -195,8 +203,10 @@ async def check_order(users: list[User]) -> None:
         assert replies == len(inbound), f"user {user.id}: {replies} replies to {len(inbound)} messages"
 
 
-async def run(args: argparse.Namespace) -> tuple[list[float], float, float, dict[str, float]]:
-    """(overhead samples in ms, turns/s of one worker process, its CPU ms per turn, the floor's CPU ms by part)."""
+async def run(args: argparse.Namespace) -> tuple[list[float], dict[str, list[tuple[float, float]]], dict[str, float]]:
+    """(overhead samples in ms, per event loop the (turns/s, CPU ms per turn) of each throughput run of one worker
+    process, the floor's CPU ms by part)."""
+    throughput: dict[str, list[tuple[float, float]]] = {loop: [] for loop in LOOPS}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         llm = FakeOpenAI()
@@ -205,12 +215,24 @@ async def run(args: argparse.Namespace) -> tuple[list[float], float, float, dict
             redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
             try:
                 overhead = await measure_overhead(settings, redis, args.overhead_turns, args.warmup)
-                rate, cpu_ms = await measure_throughput(db_url, llm.base_url, workdir, args.users, args.turns_per_user)
+                for n in range(args.rounds):  # alternated, so drifting load on a shared machine hits both loops
+                    for loop in LOOPS:
+                        throughput[loop].append(
+                            await measure_throughput(
+                                db_url,
+                                llm.base_url,
+                                workdir,
+                                args.users,
+                                args.turns_per_user,
+                                loop=loop,
+                                prefix=f"t{n}{loop[0]}-",
+                            )
+                        )
                 floor = await measure_floor(db_url, llm, workdir, args.floor_rounds)
             finally:
                 await redis.aclose()
                 await delete_ava_keys()
-    return overhead, rate, cpu_ms, floor
+    return overhead, throughput, floor
 
 
 def main() -> None:
@@ -220,19 +242,31 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--users", type=int, default=200, help="users of the throughput run")
     parser.add_argument("--turns-per-user", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="throughput runs per event loop")
     parser.add_argument("--floor-rounds", type=int, default=500, help="rounds of the I/O floor's measurement")
     args = parser.parse_args()
-    overhead, rate, cpu_ms, floor = asyncio.run(run(args))
+    overhead, throughput, floor = run_benchmark(run(args))
+    rate = statistics.median(r for r, _ in throughput[DEFAULT_LOOP])
+    cpu_ms = statistics.median(c for _, c in throughput[DEFAULT_LOOP])
     floor_ms = sum(floor.values())
     p50, p99 = statistics.median(overhead), percentile(overhead, 0.99)
     print(f"overhead: {args.overhead_turns} turns one at a time (+{args.warmup} warm-up), zero-latency fake LLM")
     print(f"engine overhead per turn (drain time - LLM call): p50 {p50:.2f} ms  p99 {p99:.2f} ms")
-    print(f"throughput: {args.users} users x {args.turns_per_user} turns, one `ava-bot worker` process")
-    print(f"turns per second per worker process: {rate:.0f}  (worker CPU {cpu_ms:.1f} ms per turn)")
     print(
-        f"I/O floor, own process: {STATEMENTS} statements {floor['statements']:.2f} ms + {PUBLISHES} Redis publishes "
-        f"{floor['publishes']:.2f} ms + the LLM call through the SDK {floor['llm']:.2f} ms = {floor_ms:.2f} ms CPU "
-        f"per turn: at most {1000 / floor_ms:.0f} turns/s per process with no logic and no queue"
+        f"throughput: {args.users} users x {args.turns_per_user} turns, one `ava-bot worker` process, "
+        f"{args.rounds} runs per event loop, alternated"
+    )
+    for loop in LOOPS:
+        runs = ", ".join(f"{r:.0f} ({c:.1f} ms CPU)" for r, c in throughput[loop])
+        print(f"  EVENT_LOOP={loop}: turns/s (worker CPU per turn) {runs}")
+    print(
+        f"turns per second per worker process ({DEFAULT_LOOP}, the default; median): {rate:.0f}  "
+        f"(worker CPU {cpu_ms:.1f} ms per turn)"
+    )
+    print(
+        f"I/O floor, own process ({DEFAULT_LOOP}): {STATEMENTS} statements {floor['statements']:.2f} ms + {PUBLISHES} "
+        f"Redis publishes {floor['publishes']:.2f} ms + the LLM call through the SDK {floor['llm']:.2f} ms = "
+        f"{floor_ms:.2f} ms CPU per turn: at most {1000 / floor_ms:.0f} turns/s per process with no logic and no queue"
     )
     print(f"worker CPU per turn / I/O floor: {cpu_ms / floor_ms:.2f}")
     print(

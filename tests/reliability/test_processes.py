@@ -30,7 +30,26 @@ async def test_web_and_worker_answer_a_message(ava_stack: AvaStack, fakes: Fakes
     for process in (web, worker):
         frozen = re.search(r"(\d+) startup objects frozen out of garbage collection", process.output)
         assert frozen is not None and int(frozen.group(1)) > 50_000, process.name
+        # ... and run on uvloop, the default EVENT_LOOP (the loop they run on, not the setting, is logged).
+        assert "starting on the uvloop event loop" in process.output, process.name
     ava_stack.assert_no_secrets()
+
+
+async def test_the_asyncio_event_loop_answers_a_message_too(ava_stack: AvaStack, fakes: Fakes) -> None:
+    """EVENT_LOOP=asyncio (the fallback from uvloop): both processes run on Python's own loop, answer a message
+    end to end and stop cleanly on SIGTERM."""
+    user = await entitled_user(str(CHAT + 1))
+    (web,), (worker,) = await ava_stack.start(webs=1, workers=1, extra_env={"EVENT_LOOP": "asyncio"})
+    chat = TelegramChat(web.url, fakes.telegram_webhook_secret, CHAT + 1)
+    assert await chat.say("plain asyncio") == 200
+    await eventually(lambda: all_answered(user.id, 1), timeout=20, what="the reply")
+    assert [r.text for r in await replies(user.id)] == ["echo: plain asyncio"]
+    assert await worker.stop() == 0
+    assert await web.stop() == 0
+    for process in (web, worker):
+        assert "starting on the asyncio event loop" in process.output, process.name
+        assert "uvloop" not in process.output, process.name
+    assert "Traceback" not in worker.output + web.output
 
 
 async def _sent(fakes: Fakes, count: int) -> bool:

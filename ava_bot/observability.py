@@ -49,25 +49,40 @@ LOGGER_LEVELS: dict[str, int] = {
 }
 
 MASK = "***"
-#: (pattern, replacement): values that are secret whatever they are; replacements keep the harmless part.
-_SHAPES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\$argon2(?:id|i|d)\$[^\s'\"]*|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"), MASK),
-    (re.compile(r"\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]+@"), rf"\1:{MASK}@"),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}"),
-    (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)[^\s&\"',]+"), rf"\1{MASK}"),
-    (re.compile(r"\b\d{6,12}:AA[A-Za-z0-9_-]{31,}"), MASK),  # Telegram bot tokens (`<bot id>:AA...`)
-    (re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{8,}|\bwhsec_[A-Za-z0-9_]{8,}|\br8_[A-Za-z0-9_]{10,}"), MASK),
+#: (pattern, replacement, needs): values that are secret whatever they are; replacements keep the harmless part.
+#: `needs`: substrings of which a match holds at least one (checked with `in` first: most log lines, such as a
+#: turn's `user=... duration_ms=...`, hold none of them, and the pattern is not run at all), or `CASELESS` for the
+#: case-insensitive patterns, run only where `_CASELESS_WORDS` finds one of their words with the same flag.
+CASELESS = ()
+_SHAPES: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
+    (re.compile(r"\$argon2(?:id|i|d)\$[^\s'\"]*|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"), MASK, ("$",)),
+    (re.compile(r"\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]+@"), rf"\1:{MASK}@", ("://",)),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}", CASELESS),
+    (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)[^\s&\"',]+"), rf"\1{MASK}", CASELESS),
+    (re.compile(r"\b\d{6,12}:AA[A-Za-z0-9_-]{31,}"), MASK, (":AA",)),  # Telegram bot tokens (`<bot id>:AA...`)
+    (
+        re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{8,}|\bwhsec_[A-Za-z0-9_]{8,}|\br8_[A-Za-z0-9_]{10,}"),
+        MASK,
+        ("k_test_", "k_live_", "whsec_", "r8_"),
+    ),
     # Link tokens: `?t=...` / `&token=...` query values and magic sign-in paths.
-    (re.compile(r"(?i)([?&](?:t|token|code|key|secret|signature)=)[^&\s\"'#]+"), rf"\1{MASK}"),
-    (re.compile(r"(/portal/sign-in/)[^/?\s\"'#]+"), rf"\1{MASK}"),
+    (re.compile(r"(?i)([?&](?:t|token|code|key|secret|signature)=)[^&\s\"'#]+"), rf"\1{MASK}", ("?", "&")),
+    (re.compile(r"(/portal/sign-in/)[^/?\s\"'#]+"), rf"\1{MASK}", ("/portal/sign-in/",)),
     # itsdangerous URLSafeTimedSerializer values (payload.timestamp.signature), wherever they appear.
-    (re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{5,8}\.[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"), MASK),
+    (re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{5,8}\.[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"), MASK, (".",)),
     # itsdangerous errors quote the signature they refused.
-    (re.compile(r"(?i)(\bsignature b?['\"])[A-Za-z0-9_=+/-]{8,}(['\"])"), rf"\1{MASK}\2"),
+    (re.compile(r"(?i)(\bsignature b?['\"])[A-Za-z0-9_=+/-]{8,}(['\"])"), rf"\1{MASK}\2", CASELESS),
     # Session and CSRF ids (`secrets.token_urlsafe(32)`) when named as such.
-    (re.compile(r"(?i)((?:session|csrf)[\w-]*[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9_-]{20,}"), rf"\1{MASK}"),
-    (re.compile(r"(?<![\w.+-])[\w.+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"), rf"{MASK}@\1"),
+    (
+        re.compile(r"(?i)((?:session|csrf)[\w-]*[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9_-]{20,}"),
+        rf"\1{MASK}",
+        CASELESS,
+    ),
+    (re.compile(r"(?<![\w.+-])[\w.+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"), rf"{MASK}@\1", ("@",)),
 ]
+#: Every word a `CASELESS` pattern starts its match with, searched with the same flag (so `PASSWORD`, or a word
+#: with the long s U+017F for `s`, count as they do in the patterns themselves).
+_CASELESS_WORDS = re.compile(r"(?i)bearer|password|signature|session|csrf")
 
 
 class Redactor:
@@ -81,7 +96,19 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        for pattern, replacement in _SHAPES:
+        caseless: bool | None = None  # searched once, when a caseless pattern is first due
+        for pattern, replacement, needs in _SHAPES:
+            if needs is CASELESS:
+                if caseless is None:
+                    caseless = _CASELESS_WORDS.search(text) is not None
+                if not caseless:
+                    continue
+            else:
+                for part in needs:
+                    if part in text:
+                        break
+                else:
+                    continue
             text = pattern.sub(replacement, text)
         return text
 

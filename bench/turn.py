@@ -45,6 +45,7 @@ from bench.common import (
     DEFAULT_LOOP,
     REDIS_URL,
     AvaProcess,
+    analyze,
     ava_env,
     ava_settings,
     cpu_seconds,
@@ -112,6 +113,8 @@ async def measure_overhead(settings: Settings, redis: ArqRedis, turns: int, warm
     try:
         async with open_services(settings, redis, llm=llm) as services:
             for n in range(warmup + turns):
+                if n == warmup:
+                    await analyze(settings.effective_database_url)  # as autovacuum would (`bench.common.analyze`)
                 user = users[n % len(users)]
                 await store_inbound(message(f"o{n % len(users)}", n), user)
                 llm.seconds = 0.0
@@ -147,6 +150,7 @@ async def measure_throughput(
         for n in range(1, per_user + 1):
             for i, user in enumerate(people):
                 await store_inbound(message(f"{prefix}{i}", n), user)
+        await analyze(db_url)  # as autovacuum would have by now (`bench.common.analyze`)
         start, cpu = time.perf_counter(), cpu_seconds(worker.pid)
         await work_through(queue, worker, people, prefix)
         seconds, cpu = time.perf_counter() - start, cpu_seconds(worker.pid) - cpu

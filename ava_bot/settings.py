@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ava_bot.errors import MissingSettingsError
+from ava_bot.runtime import EventLoopKind
 from ava_bot.secret_key import load_or_create_secret, secret_key_problem
 from core.errors import ConfigError
 
@@ -146,7 +147,7 @@ class Settings(BaseSettings):
     #: The event loop of `serve`, `worker` and `dev`: uvloop (libuv; less CPU per socket operation, so more
     #: webhooks and turns per core) or Python's own asyncio loop, the fallback if a library ever misbehaves on
     #: uvloop.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: EventLoopKind = "uvloop"
 
     @field_validator("sweep_every_seconds")
     @classmethod

@@ -10,7 +10,7 @@ process runs on in the same run.
 from __future__ import annotations
 
 import sys
-from typing import get_args
+from typing import cast, get_args
 
 from aiohttp import web
 
@@ -45,7 +45,8 @@ def main() -> None:
     app.router.add_post("/webhooks/telegram", ok)
     app.router.add_post("/webhooks/whatsapp", ok)
     app.on_startup.append(_freeze)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=new_event_loop(loop))  # type: ignore[arg-type]
+    kind = cast(EventLoopKind, loop)  # one of them: checked above
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=new_event_loop(kind))
 
 
 if __name__ == "__main__":

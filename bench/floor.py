@@ -32,7 +32,7 @@ from tortoise import connections
 
 from ava_bot.db import close_db, init_db
 from ava_bot.runtime import EventLoopKind, run
-from bench.common import REDIS_URL
+from bench.common import DEFAULT_LOOP, REDIS_URL
 from core.llm import OpenAICompatibleLLM
 from core.ports import ChatMessage
 
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--llm-api-key", required=True)
     parser.add_argument("--messages", type=Path, required=True, help="JSON list of {role, content} of a real turn")
     parser.add_argument("--rounds", type=int, default=500)
-    parser.add_argument("--event-loop", choices=get_args(EventLoopKind), default="uvloop", help="as EVENT_LOOP")
+    parser.add_argument("--event-loop", choices=get_args(EventLoopKind), default=DEFAULT_LOOP, help="as EVENT_LOOP")
     args = parser.parse_args()
     messages = [ChatMessage(m["role"], m["content"]) for m in json.loads(args.messages.read_text())]
     parts = measure(args.database_url, args.llm_url, args.llm_api_key, messages, args.rounds)

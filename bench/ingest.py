@@ -12,8 +12,10 @@ Telegram update (secret token header, a private text message: check + parse + id
 200) from one of `--users` chats; then the same for WhatsApp (HMAC-SHA256 `X-Hub-Signature-256` over the body,
 checked by pywa).
 
-Before the measured requests each chat sends one message (warm-up: the user rows are created then), so the
-figures are those of users who already exist, the common case. No worker runs: every user's drain slot stays
+Both servers run on the same event loop (`--event-loop`, Ava's default unless given). Before the measured
+requests each chat sends one message (warm-up: the user rows are created then), so the figures are those of users
+who already exist, the common case; then the database is analyzed (`bench.common.analyze`). This process pauses
+its garbage collector while a slice is measured (`quiet_collector`). No worker runs: every user's drain slot stays
 taken after their first message, so later messages schedule nothing new (as when the worker is busy). Every
 request must answer 200 and store exactly one row; the run fails otherwise.
 

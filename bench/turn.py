@@ -3,16 +3,18 @@
 Run with `uv run python -m bench.turn`. The LLM is `tests.fakes.openai.FakeOpenAI` (answers at once, echoing the
 user) reached by the real OpenAI client; the users are subscribed, set up, on the web channel (a reply is
 delivered by a Redis publish), in secretary mode. Database: a fresh PostgreSQL database built by the real
-migrations; Redis: AVA_TEST_REDIS_URL.
+migrations, analyzed before each measured step (`bench.common.analyze`); Redis: AVA_TEST_REDIS_URL.
 
 1. Overhead, in this process: `--overhead-turns` messages, one at a time; each is stored, then its user's drain
    runs (the worker's job body: pending deliveries, the turn — read, history, prompt, LLM, one commit — and the
    reply's delivery). Overhead = that drain's time minus the time spent inside the LLM call (the client library,
    HTTP and the fake), so it is our own work per turn.
 2. Throughput, in a real `ava-bot worker` process (production worker settings: 20 concurrent jobs, woken on enqueue):
-   `--users` users with `--turns-per-user` pending messages each are scheduled at once; turns/s from scheduling
-   to the last message done, and the worker's CPU time per turn (what its core would allow with no other load).
-   Every message must end `done` with one reply, in order.
+   `--users` new users answered once each (the warm-up: the worker's pools grown, as in a running service), then
+   with `--turns-per-user` pending messages each scheduled at once; turns/s from scheduling to the last message
+   done, and the worker's CPU time per turn (what its core would allow with no other load). Every message must end
+   `done` with one reply, in order. `--rounds` runs on each event loop (`EVENT_LOOP`), alternated; the default
+   loop's median is the figure, Python's own loop the comparison of the same run.
 
 3. The floor, in a process of its own (`bench.floor`): the CPU of one turn's round trips alone with our libraries —
    its statements through the ORM, its Redis publishes, its LLM call through the openai SDK (the messages of a
@@ -34,6 +36,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
@@ -68,7 +71,7 @@ TARGET_OVERHEAD_MS = 5.0
 TARGET_TURNS_PER_S = 300.0
 #: The worker's throughput is measured on each event loop the `EVENT_LOOP` setting offers, alternated; the
 #: production default (`DEFAULT_LOOP`) is the figure, Python's own loop the before/after baseline of the same run.
-LOOPS: tuple[EventLoopKind, ...] = ("asyncio", "uvloop")
+LOOPS: tuple[EventLoopKind, ...] = get_args(EventLoopKind)
 LLM_KEY = "bench-llm-key"
 
 
@@ -132,7 +135,7 @@ async def measure_overhead(settings: Settings, redis: ArqRedis, turns: int, warm
 
 
 async def measure_throughput(
-    db_url: str, llm_url: str, workdir: Path, users: int, per_user: int, *, loop: str, prefix: str
+    db_url: str, llm_url: str, workdir: Path, users: int, per_user: int, *, loop: EventLoopKind, prefix: str
 ) -> tuple[float, float]:
     """(turns/s, worker CPU ms per turn) of one `ava-bot worker` process on the `loop` event loop working through
     `users` x `per_user` pending messages of new users (their chats start with `prefix`). The worker first answers

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_backoff_seconds: float = Field(default=2.0, gt=0)
     activity_interval_seconds: float = Field(default=4.0, gt=0)
+    #: Jobs one worker process runs at once (chat turns, photos, sweeps). A turn mostly waits on the LLM and holds
+    #: no database connection meanwhile, so a worker's turns/s is at most this / the LLM's latency; photos beyond
+    #: the CPU count wait for post-processing, each holding its image (~1 MB) meanwhile.
+    worker_max_jobs: int = Field(default=50, ge=1, le=1000)
     #: arq job time limits; a job of a worker that died is run again by another worker this + 10 s later.
     job_timeout_seconds: int = Field(default=120, ge=1)
     photo_job_timeout_seconds: int = Field(default=300, ge=1)

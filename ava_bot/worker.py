@@ -65,7 +65,7 @@ def worker_settings(
         ],
         "redis_pool": resources.redis,
         "on_startup": on_startup,
-        "max_jobs": 20,
+        "max_jobs": settings.worker_max_jobs,
         "poll_delay": POLL_DELAY,
         "job_timeout": settings.job_timeout_seconds,
         # SIGTERM: stop taking jobs, let running ones finish this long, then cancel them (arq runs them again).

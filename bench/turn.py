@@ -9,12 +9,13 @@ migrations, analyzed before each measured step (`bench.common.analyze`); Redis: 
    runs (the worker's job body: pending deliveries, the turn — read, history, prompt, LLM, one commit — and the
    reply's delivery). Overhead = that drain's time minus the time spent inside the LLM call (the client library,
    HTTP and the fake), so it is our own work per turn.
-2. Throughput, in a real `ava-bot worker` process (production worker settings: 20 concurrent jobs, woken on enqueue):
-   `--users` new users answered once each (the warm-up: the worker's pools grown, as in a running service), then
-   with `--turns-per-user` pending messages each scheduled at once; turns/s from scheduling to the last message
-   done, and the worker's CPU time per turn (what its core would allow with no other load). Every message must end
-   `done` with one reply, in order. `--rounds` runs on each event loop (`EVENT_LOOP`), alternated; the default
-   loop's median is the figure, Python's own loop the comparison of the same run.
+2. Throughput, in a real `ava-bot worker` process (production worker settings: 50 jobs at once, the default of
+   `WORKER_MAX_JOBS`; woken on enqueue): `--users` new users answered once each (the warm-up: the worker's pools
+   grown, as in a running service), then with `--turns-per-user` pending messages each scheduled at once; turns/s
+   from scheduling to the last message done, and the worker's CPU time per turn (what its core would allow with no
+   other load). Every message must end `done` with one reply, in order. `--rounds` runs on each event loop
+   (`EVENT_LOOP`), alternated; the default loop's median is the figure, Python's own loop the comparison of the
+   same run.
 
 3. The floor, in a process of its own (`bench.floor`): the CPU of one turn's round trips alone with our libraries —
    its statements through the ORM, its Redis publishes, its LLM call through the openai SDK (the messages of a
@@ -255,7 +256,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--users", type=int, default=200, help="users of the throughput run")
     parser.add_argument("--turns-per-user", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2, help="throughput runs per event loop")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput runs per event loop (the median is the figure)"
+    )
     parser.add_argument("--floor-rounds", type=int, default=500, help="rounds of the I/O floor's measurement")
     args = parser.parse_args()
     overhead, throughput, floor = run_benchmark(run(args))

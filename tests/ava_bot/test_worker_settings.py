@@ -27,10 +27,12 @@ def test_worker_settings_follow_the_settings(make_settings: Any) -> None:
         turn_stuck_after_seconds=4,
         photo_stuck_after_seconds=6,
         shutdown_grace_seconds=11,
+        worker_max_jobs=7,
     )
     resources = SimpleNamespace(redis=None)  # only handed to arq and kept for on_startup
     options = worker_settings(settings, resources, None, None)  # type: ignore[arg-type]
     assert options["job_timeout"] == 7 and options["job_completion_wait"] == 11
+    assert options["max_jobs"] == 7
     photo = next(f for f in options["functions"] if f.name == "generate_photo")
     assert photo.timeout_s == 9
     crons = {c.name: c for c in options["cron_jobs"]}
@@ -39,6 +41,16 @@ def test_worker_settings_follow_the_settings(make_settings: Any) -> None:
     ctx: dict[str, Any] = {}
     asyncio.run(options["on_startup"](ctx))
     assert ctx["turn_stuck_after"] == timedelta(seconds=4) and ctx["photo_stuck_after"] == 6
+
+
+def test_jobs_at_once_default_to_fifty_and_must_be_positive(make_settings: Any) -> None:
+    """A worker runs 50 jobs at once unless WORKER_MAX_JOBS says otherwise; 0 (a worker that runs nothing) and
+    absurd values are refused at start-up."""
+    resources = SimpleNamespace(redis=None)
+    assert worker_settings(make_settings(), resources, None, None)["max_jobs"] == 50  # type: ignore[arg-type]
+    for wrong in (0, -5, 1001):
+        with pytest.raises(ValidationError):
+            make_settings(worker_max_jobs=wrong)
 
 
 def test_sweep_cadence_must_divide_a_minute(make_settings: Any) -> None:

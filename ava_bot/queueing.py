@@ -70,11 +70,18 @@ class DrainQueue:
 
     async def schedule(self, user_id: int) -> bool:
         """Claim the free slot and enqueue a drain job; False when a drain holds the slot already."""
-        token = uuid.uuid4().hex
-        if not await self._redis.set(slot_key(user_id), token, nx=True, px=self._ttl_ms):
+        token = await self.claim(user_id)
+        if token is None:
             return False
         await self._enqueue(user_id, token, defer=0.0)
         return True
+
+    async def claim(self, user_id: int) -> str | None:
+        """Claim the free slot with a new token, for a drain its caller runs; None when a drain holds the slot."""
+        token = uuid.uuid4().hex
+        if not await self._redis.set(slot_key(user_id), token, nx=True, px=self._ttl_ms):
+            return None
+        return token
 
     async def schedule_many(self, user_ids: Sequence[int]) -> list[bool]:
         """`schedule` for each of `user_ids` (distinct): the slots claimed in one round trip, the drain jobs of the

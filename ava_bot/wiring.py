@@ -516,7 +516,7 @@ async def open_photo_pipeline(
             http=http,
             watermark_text=settings.watermark_text,
             on_finished=services.runner.record_photo_event,
-            after_finished=services.queue.schedule,
+            after_finished=services.runner.drain_here,  # the notice is sent by this job when it can
             activity=services.runner.photo_activity,
             max_attempts=settings.photo_max_attempts,
             backoff_seconds=settings.photo_backoff_seconds,

@@ -266,6 +266,11 @@ class TurnQueue(Protocol):
         """Claim the user's free slot and enqueue a drain job; False when a drain already holds the slot."""
         ...
 
+    async def claim(self, user_id: int) -> str | None:
+        """Claim the user's free slot for a drain the caller runs itself (`run_drain_job` with the token); None when
+        a drain already holds the slot."""
+        ...
+
     async def adopt(self, user_id: int, token: str) -> bool:
         """A starting drain job: True when its token holds the slot (or the slot was free and is now its own)."""
         ...

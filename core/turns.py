@@ -118,6 +118,21 @@ class TurnRunner:
             await self._queue.schedule(user_id)
         return "idle"
 
+    async def drain_here(self, user_id: int) -> None:
+        """Run one slice of the user's drain in the calling job when no drain holds the user's slot: a photo job
+        that just committed its notice sends it at once, instead of after a drain job's trip through the queue
+        behind other users' jobs. The slice is the drain job's own (`run_drain_job`: same slot, order and limits;
+        more work is handed over to a continuation job). When a drain holds the slot, that drain sends the notice
+        (in its next look at the pending rows, or when it finds the row after releasing the slot).
+
+        A failure is the drain's to retry (it handed the slot over with a back-off) and is not raised: the caller's
+        work is done and stored."""
+        token = await self._queue.claim(user_id)
+        if token is None:
+            return
+        with contextlib.suppress(Exception):  # logged by `run_drain_job`, which also handed the slot over
+            await self.run_drain_job(user_id, token)
+
     async def drain(self, user_id: int, *, token: str | None = None, whole: bool = False) -> float | None:
         """Deliver and process the user's pending work for one slice; return seconds until the next slice, or
         None when nothing is left. `whole=True` ignores the slice (tests, tools)."""

@@ -13,8 +13,9 @@ non-terminal status) committed together with its audit row, so:
 - one stored file referenced: a run that stored a file but lost the race deletes its copy;
 - one notice to the user: `on_finished` writes it (outbound rows, through the core's turn runner) INSIDE the
   transaction that moves the photo to its terminal state, so it exists exactly when that transition won;
-  `after_finished` (after the commit) only asks for the user's ordered delivery to run, and a lost kick is
-  found by the sweeper. A send failure is retried by the delivery, never re-raised into this job.
+  `after_finished` (after the commit) runs the user's ordered delivery, or asks for it (the worker wires the
+  turn runner's `drain_here`: this job sends the notice itself when no drain holds the user's slot), and a lost
+  kick is found by the sweeper. A send failure is retried by the delivery, never re-raised into this job.
 
 While the provider works, the chat the request came from shows "uploading a photo" (`activity`); when an
 attempt failed and will be retried, that chat is told once (`announce` with `photo_retry`: "still trying…").

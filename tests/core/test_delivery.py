@@ -466,3 +466,52 @@ async def test_a_drain_that_lost_its_slot_sends_nothing_and_the_holder_sends_onc
     assert await services.runner.drain(user.id, token="the-other-drain") is None
     assert channel.texts() == ["one", "two"]
     assert await Message.filter(user=user, direction=Direction.OUTBOUND, status=MessageStatus.SENT).count() == 2
+
+
+async def test_a_photo_job_sends_its_notice_itself_when_no_drain_holds_the_slot(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """After a photo's terminal commit (its notice stored), the photo job runs the user's drain itself when the slot
+    is free: the notice is sent at once, no drain job goes through the queue, and the slot is free again."""
+    user = await ready_user("here")
+    await store_replies(user.id, ChatRef(FAKE, "here"), Outcome([TextReply("your photo")]), key="photo:1")
+    await services.runner.drain_here(user.id)
+    assert channel.texts() == ["your photo"]
+    assert await Message.get(user=user, external_message_id="photo:1:0").values_list("status", flat=True) == "sent"
+    assert await redis.get(slot_key(user.id)) is None
+    assert await redis.zcard(redis.default_queue_name) == 0  # no drain job was enqueued
+
+
+async def test_a_photo_job_leaves_its_notice_to_the_drain_holding_the_slot(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """A drain holds the user's slot (a turn is running): the photo job sends nothing and leaves the slot alone; the
+    holder sends the notice, once."""
+    user = await ready_user("held")
+    await store_replies(user.id, ChatRef(FAKE, "held"), Outcome([TextReply("your photo")]), key="photo:2")
+    await redis.set(slot_key(user.id), "the-running-drain")
+    await services.runner.drain_here(user.id)
+    assert channel.texts() == []
+    assert await redis.get(slot_key(user.id)) == b"the-running-drain"
+    assert await services.runner.drain(user.id, token="the-running-drain") is None
+    assert channel.texts() == ["your photo"]
+
+
+async def test_a_photo_job_whose_notice_send_fails_hands_the_retry_to_a_drain_job(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """A transient send error in the photo job's own drain is not the photo job's failure: it returns, the notice
+    stays pending with its attempt counted, and a continuation drain job holding the slot is queued to retry it,
+    which sends it once."""
+    user = await ready_user("retry")
+    await store_replies(user.id, ChatRef(FAKE, "retry"), Outcome([TextReply("your photo")]), key="photo:3")
+    channel.fail("retry", DeliveryError("Bad Gateway"))
+    await services.runner.drain_here(user.id)
+    row = await Message.get(user=user, external_message_id="photo:3:0")
+    assert row.status == MessageStatus.PENDING and row.attempts == 1
+    holder = await redis.get(slot_key(user.id))
+    assert holder is not None and await redis.zcard(redis.default_queue_name) == 1
+    async with running_worker(services.settings, redis, services):
+        await eventually(lambda: sent_count(channel, 1, "retry"), what="the retried notice")
+        await asyncio.sleep(0.2)  # a duplicate would arrive now
+    assert channel.texts("retry") == ["your photo"]

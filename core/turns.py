@@ -130,8 +130,10 @@ class TurnRunner:
         token = await self._queue.claim(user_id)
         if token is None:
             return
-        with contextlib.suppress(Exception):  # logged by `run_drain_job`, which also handed the slot over
+        try:
             await self.run_drain_job(user_id, token)
+        except Exception as exc:  # the drain's failure path handed the slot over with a back-off where it could
+            logger.warning("user %s's drain in this job failed (%s); it continues later", user_id, type(exc).__name__)
 
     async def drain(self, user_id: int, *, token: str | None = None, whole: bool = False) -> float | None:
         """Deliver and process the user's pending work for one slice; return seconds until the next slice, or

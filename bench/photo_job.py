@@ -74,6 +74,8 @@ from tests.support import ready_user
 TARGET_P50_MS = 150
 TARGET_RATIO = 1.25
 CHAT = ChatRef("web", "bench")
+#: The provider's photo (~1 MP, as FLUX's default output).
+SIZE = (832, 1248)
 #: The web channel's poke of a stored row (anything but an activity's JSON, `channels.web_events`).
 ROW_POKE = b"1"
 #: Where the floor publishes its poke: a channel no page listens to.
@@ -183,13 +185,13 @@ async def durable_steps(store: PhotoStore, photo: bytes, row_id: int, redis: Red
 
 
 @contextlib.asynccontextmanager
-async def production_worker(settings: Settings) -> AsyncIterator[tuple[ArqRedis, dict[str, Any]]]:
+async def production_worker(settings: Settings, jpeg: bytes) -> AsyncIterator[tuple[ArqRedis, dict[str, Any]]]:
     """The services, the photo pipeline (instant provider) and a running arq worker with the production jobs, on a
     private queue: yields (redis, the worker's ctx)."""
     queue = f"arq:bench:{uuid.uuid4().hex[:8]}"  # private: never competes with other workers on this Redis
     plain = await create_pool(RedisSettings.from_dsn(REDIS_URL), default_queue_name=queue)
     redis: ArqRedis = WakingArqRedis.sharing(plain)  # as `ava_bot.redis.create_redis` gives every process
-    provider = InstantProvider(make_photo(832, 1248))
+    provider = InstantProvider(jpeg)
     async with (
         open_services(settings, redis) as services,
         open_photo_pipeline(settings, services, provider=provider) as pipeline,
@@ -226,18 +228,27 @@ async def run(jobs: int, warmup: int) -> Samples:
     with tempfile.TemporaryDirectory() as tmp:
         async with temporary_database() as db_url:
             settings = ava_settings(Path(tmp), db_url)
-            async with production_worker(settings) as (redis, ctx):
+            jpeg = make_photo(*SIZE)
+            async with production_worker(settings, jpeg) as (redis, ctx):
                 listener = Redis.from_url(REDIS_URL)
                 try:
                     async with Pokes(listener, events_channel(CHAT.chat_id, redis_db(listener))) as pokes:
-                        return await _measure(settings, redis, listener, pokes, ctx, jobs, warmup)
+                        return await _measure(settings, redis, listener, pokes, ctx, jpeg, jobs, warmup)
                 finally:
                     await listener.aclose()
 
 
 async def _measure(
-    settings: Settings, redis: ArqRedis, listener: Redis, pokes: Pokes, ctx: dict[str, Any], jobs: int, warmup: int
+    settings: Settings,
+    redis: ArqRedis,
+    listener: Redis,
+    pokes: Pokes,
+    ctx: dict[str, Any],
+    jpeg: bytes,
+    jobs: int,
+    warmup: int,
 ) -> Samples:
+    """The measured loop; `jpeg` is what the provider returns (its post-processing alone is the baseline)."""
     service = PhotoService(redis)
     user = await ready_user(CHAT.chat_id, channel=CHAT.channel)
     await subscribe(user.id, photos=10_000_000, messages=10_000_000)
@@ -253,7 +264,6 @@ async def _measure(
         await asyncio.sleep(0.01)
     avatar.reference_photo_id, avatar.approved_at = reference_id, datetime.now(UTC)
     await avatar.save()
-    jpeg = make_photo(832, 1248)
     signer = build_signer(settings)  # the worker's signing credentials and store, as its pipeline has them
     store = build_store(settings)
     signed = postprocess(jpeg, signer)  # what the floor stores: a signed photo's bytes
@@ -305,8 +315,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
-    # The reference made here has no separate original (MEDIA_DIR's originals are kept: it has), and every job logs
-    # a line or two: the figures would drown in them.
+    # Every job logs a line or two (photo ready, notice sent): the figures would drown in them.
     logging.getLogger().setLevel(logging.WARNING)
     samples = run_benchmark(run(args.jobs, args.warmup))
     p50, p95 = statistics.median(samples.photo), percentile(samples.photo, 0.95)
@@ -318,7 +327,8 @@ def main() -> None:
     f50 = statistics.median(floor)
     ratio = p50 / w50
     poll = f"worker poll_delay {POLL_DELAY * 1000:.0f} ms + wake-ups"
-    print(f"{args.jobs} jobs + {args.warmup} warm-up, {poll}, 832x1248 JPEG, production services and pipeline")
+    size = "x".join(map(str, SIZE))
+    print(f"{args.jobs} jobs + {args.warmup} warm-up, {poll}, {size} JPEG, production services and pipeline")
     print(f"no-op arq job round trip (baseline): p50 {b50:.1f} ms  p95 {b95:.1f} ms")
     print(f"post-processing alone (baseline):    p50 {w50:.1f} ms  p95 {w95:.1f} ms")
     print(

@@ -148,7 +148,8 @@ async def is_unreachable(ref: ChatRef) -> bool:
 
 
 # Plain SQL for what every delivered reply runs (`core.inbox._sql` adapts the placeholders to SQLite). A turn's
-# commit reads `UNREACHABLE_CHAT` too (`core.turns.finish_turn_at_once`), so its replies go without this look.
+# commit reads `UNREACHABLE_CHAT` too (`core.turns.finish_turn_at_once`), and so does the drain's look at the pending
+# rows (`core.turns.pending_rows`): their replies go without this look.
 UNREACHABLE_CHAT = (
     "SELECT 1 AS unreachable FROM channel_identities "
     "WHERE channel = $1 AND external_user_id = $2 AND unreachable_at IS NOT NULL LIMIT 1"
@@ -191,8 +192,8 @@ class Deliverer:
 
     async def deliver_rows(self, rows: Sequence[Message], *, reachable: Collection[int] = ()) -> float | None:
         """`deliver_pending` of rows the caller just read: one user's pending outbound rows, oldest first.
-        `reachable`: ids of rows whose chat the statement that stored them found reachable (a turn's commit, just
-        now): their chat is not looked up again."""
+        `reachable`: ids of rows whose chat the statement that stored or read them found reachable just now (a
+        turn's commit, the drain's look at the pending rows): their chat is not looked up again."""
         for row in rows:
             now = datetime.now(UTC)
             if row.next_attempt_at is not None and row.next_attempt_at > now:

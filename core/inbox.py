@@ -180,6 +180,10 @@ _EXISTING = "SELECT id, status FROM messages WHERE channel = $1 AND external_mes
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
+#: SQLSTATE of `ava_require` (migration 0011): a one-statement write rolled back because a part did not take place.
+NOT_COMMITTED = "AVA01"
+
+
 async def _sql(query: str, values: list[Any]) -> list[dict[str, Any]]:
     """Rows of `query` on the default connection (the caller's transaction, if one is open)."""
     conn = connections.get("default")

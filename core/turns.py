@@ -43,7 +43,7 @@ from core.activity import DEFAULT_INTERVAL, showing
 from core.delivery import UNREACHABLE_CHAT, Deliverer, is_unreachable, outbound_rows, store_replies
 from core.engine import ConversationEngine
 from core.errors import StateChanged
-from core.inbox import _postgres, _sql
+from core.inbox import NOT_COMMITTED, _postgres, _sql
 from core.messages import ChatRef, Choice, InboundMessage, TextReply
 from core.models import DeadLetter, Direction, Message, MessageStatus, User
 from core.outcome import Outcome
@@ -94,9 +94,10 @@ class TurnRunner:
 
     # -- the drain job -----------------------------------------------------------------------------------------
 
-    async def run_drain_job(self, user_id: int, token: str) -> str:
-        """Body of the drain job: work one slice for the user if `token` holds the slot; say what happened."""
-        if not await self._queue.adopt(user_id, token):
+    async def run_drain_job(self, user_id: int, token: str, *, claimed: bool = False) -> str:
+        """Body of the drain job: work one slice for the user if `token` holds the slot; say what happened.
+        `claimed`: the caller claimed the slot for `token` just now (`drain_here`), so it is not adopted again."""
+        if not claimed and not await self._queue.adopt(user_id, token):
             return "skipped: another drain holds the slot"
         try:
             wait = await self.drain(user_id, token=token)
@@ -131,7 +132,7 @@ class TurnRunner:
         if token is None:
             return
         try:
-            await self.run_drain_job(user_id, token)
+            await self.run_drain_job(user_id, token, claimed=True)
         except Exception as exc:  # the drain's failure path handed the slot over with a back-off where it could
             logger.warning("user %s's drain in this job failed (%s); it continues later", user_id, type(exc).__name__)
 
@@ -147,9 +148,8 @@ class TurnRunner:
         # are used up (`complete`: that look held every pending row then), or after a turn that stored no replies
         # it knows of. Rows stored meanwhile by others (a photo's notice) wait for the next look, or for the
         # `has_work` check after the slot is released: they are never left behind.
-        rows = await pending_rows(user_id)
+        rows, reachable = await pending_rows(user_id)  # and the reply rows whose chat was found reachable
         complete = len(rows) < PENDING_LOOK
-        reachable: frozenset[int] = frozenset()  # reply rows whose chat their commit found reachable
         while True:
             outbound = [r for r in rows if r.direction == Direction.OUTBOUND]
             if outbound and token is not None:
@@ -167,9 +167,8 @@ class TurnRunner:
             if not inbound:
                 if complete:
                     return None
-                rows = await pending_rows(user_id)
+                rows, reachable = await pending_rows(user_id)
                 complete = len(rows) < PENDING_LOOK
-                reachable = frozenset()
                 continue
             if not whole and (turns >= self._config.slice_turns or time.monotonic() >= deadline):
                 return 0.0
@@ -183,9 +182,8 @@ class TurnRunner:
                     await self._deliverer.deliver_pending(user_id)
                 return retry_in
             if replies is None:  # what the turn stored is not known (it failed for good, or was done elsewhere)
-                rows = await pending_rows(user_id)
+                rows, reachable = await pending_rows(user_id)
                 complete = len(rows) < PENDING_LOOK
-                reachable = frozenset()
             else:
                 rows = [*replies, *inbound[1:]]
 
@@ -369,10 +367,17 @@ def _may_be_number(text: str) -> bool:
     return bool(stripped) and stripped[0] in _DIGITS
 
 
-async def pending_rows(user_id: int) -> list[Message]:
-    """The user's pending rows of both directions, oldest first (at most `PENDING_LOOK`)."""
-    rows = await _sql(_PENDING, [user_id, MessageStatus.PENDING.value, PENDING_LOOK])
-    return [Message._init_from_db(**values) for values in rows]
+async def pending_rows(user_id: int) -> tuple[list[Message], frozenset[int]]:
+    """The user's pending rows of both directions, oldest first (at most `PENDING_LOOK`), and the ids of the
+    outbound ones whose chat the same statement found reachable (`Deliverer.deliver_rows`' `reachable`: a reply
+    read by this look is sent without looking its chat up again)."""
+    rows = await _sql(_PENDING, [user_id, MessageStatus.PENDING.value, PENDING_LOOK, Direction.OUTBOUND.value])
+    messages, reachable = [], set()
+    for values in rows:
+        if values.pop("reachable"):
+            reachable.add(values["id"])
+        messages.append(Message._init_from_db(**values))
+    return messages, frozenset(reachable)
 
 
 class _AlreadyDone(Exception):
@@ -382,7 +387,11 @@ class _AlreadyDone(Exception):
 # The statements of every turn are plain SQL (the ORM's query building cost more CPU than running them), with `$n`
 # placeholders (`core.inbox._sql` adapts them to SQLite). On PostgreSQL the statements of one step go as one
 # statement (data-modifying CTEs); SQLite (`dev`) has no such CTEs and runs them one after the other.
-_PENDING = "SELECT * FROM messages WHERE user_id = $1 AND status = $2 ORDER BY id LIMIT $3"
+_PENDING = (
+    "SELECT m.*, m.direction = $4 AND NOT EXISTS (SELECT 1 FROM channel_identities c "  # `UNREACHABLE_CHAT`'s look
+    "WHERE c.channel = m.channel AND c.external_user_id = m.chat_id AND c.unreachable_at IS NOT NULL) AS reachable "
+    "FROM messages m WHERE m.user_id = $1 AND m.status = $2 ORDER BY m.id LIMIT $3"
+)
 _COUNT_ATTEMPT = "UPDATE messages SET attempts = $2 WHERE id = $1"
 _READ_USER = "SELECT * FROM users WHERE id = $1"
 _COUNT_AND_READ = f"WITH counted AS ({_COUNT_ATTEMPT}) SELECT * FROM users WHERE id = $3"  # noqa: S608
@@ -403,8 +412,6 @@ _OUTBOUND_COLUMNS = (
     "created_at",
 )
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-#: SQLSTATE of `ava_require` (migration 0011): a one-statement turn rolled back because a part did not take place.
-_NOT_COMMITTED = "AVA01"
 
 
 async def count_attempt(message_id: int, attempts: int, user_id: int) -> User | None:
@@ -456,7 +463,7 @@ async def finish_turn_at_once(
             [*every, ref.channel, ref.chat_id],
         )
     except Exception as exc:
-        if getattr(exc, "sqlstate", None) == _NOT_COMMITTED:
+        if getattr(exc, "sqlstate", None) == NOT_COMMITTED:
             return None
         raise
     return _reply_rows(replies, list(result["ids"])), not result["unreachable"]

@@ -175,11 +175,6 @@ class PhotoPipeline:
         if attempt > self._max_attempts:  # crashed runs used up the attempts (see the module docstring)
             await self._fail(photo, f"gave up after {photo.attempts} attempts (jobs kept crashing)", attempt)
             return
-        if photo.kind == PhotoKindChoice.PHOTO and self._charge is not None:
-            verdict = await self._charge(photo)  # idempotent per photo: a retry or an overlapping run charges once
-            if not verdict.allowed:
-                await self._refuse(photo, verdict, attempt)
-                return
         try:
             await self._generate(photo, attempt)
         except PermanentPhotoFailure as exc:
@@ -197,27 +192,25 @@ class PhotoPipeline:
     # -- the happy path ------------------------------------------------------------------------------------
 
     async def _generate(self, photo: Photo, attempt: int) -> None:
-        avatar: Avatar | None = photo.avatar  # loaded with the photo (`run`)
-        if avatar is None:
-            raise PermanentPhotoFailure(f"avatar {photo.avatar_id} no longer exists")
-        kind: PhotoKind = photo.kind.value
+        # The photo's unit is charged (idempotent per photo: a retry or an overlapping run charges once) while the
+        # prompt is screened and the reference read, each a few round trips. Its verdict still comes first, as if
+        # charged before anything else: refused, the photo is refused whatever the screening found or raised; and
+        # any failure waits for the charge to end, so that a refund of the failed photo follows its charge.
+        charge = self._charge if photo.kind == PhotoKindChoice.PHOTO else None  # references are not counted
+        charging = asyncio.ensure_future(charge(photo)) if charge is not None else None
         try:
-            prompt = build_prompt(_traits(avatar), photo.scene if kind == "photo" else None, kind=kind)
-        except ValueError as exc:
-            raise PermanentPhotoFailure(f"cannot build the prompt: {exc}") from exc
-
-        # The reference (its row, then its file) is read while the screening runs (the moderation model is a
-        # network call); it is only used, and its errors only count, once the screening allowed the photo.
-        reading = asyncio.ensure_future(self._reference(avatar)) if kind == "photo" else None
-        try:
-            if reading is not None:
-                await asyncio.sleep(0)  # let it send its query before the rules' CPU work holds the loop
-            refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
-            reference, reference_url = await reading if reading is not None and refusal is None else (None, None)
-        finally:
-            if reading is not None:  # unused when refused, or when the screening failed: stop it, ignore its end
-                reading.cancel()
-                reading.add_done_callback(_retrieve)
+            prompt, refusal, reference, reference_url = await self._screen(photo)
+        except BaseException as exc:
+            if charging is None:
+                raise
+            if not isinstance(exc, Exception):  # cancelled (timeout, shutdown): the charge ends on its own
+                charging.add_done_callback(_retrieve)
+                raise
+            if await self._refused(photo, await charging, attempt):
+                return
+            raise
+        if charging is not None and await self._refused(photo, await charging, attempt):
+            return
         if refusal is not None:
             await self._block(photo, prompt, refusal)
             return
@@ -244,7 +237,7 @@ class PhotoPipeline:
         except ImagingError as exc:  # undecodable provider output, or signing credentials C2PA refuses
             raise PermanentPhotoFailure(f"post-processing failed: {type(exc).__name__}: {exc}") from exc
         try:
-            original_key = await self._keep_original(raw) if kind == "reference" else None
+            original_key = await self._keep_original(raw) if photo.kind == PhotoKindChoice.REFERENCE else None
             key = await self._store.put(signed, suffix=".jpg")
         except StorageError as exc:
             raise TransientProviderError(f"could not store the photo: {exc}") from exc
@@ -279,6 +272,39 @@ class PhotoPipeline:
         else:
             logger.info("photo %s ready (%s, attempt %s)", photo.id, result.model, attempt)
         await self._after_finished(photo.user_id)
+
+    async def _refused(self, photo: Photo, verdict: QuotaVerdict, attempt: int) -> bool:
+        """Refuse the photo when its charge was (no unit left, no subscription); whether it was."""
+        if verdict.allowed:
+            return False
+        await self._refuse(photo, verdict, attempt)
+        return True
+
+    async def _screen(self, photo: Photo) -> tuple[str, Refusal | None, bytes | None, str | None]:
+        """The photo's prompt, the screening's refusal (None: allowed) and, for an allowed photo conditioned on the
+        reference, the reference's bytes or URL."""
+        avatar: Avatar | None = photo.avatar  # loaded with the photo (`run`)
+        if avatar is None:
+            raise PermanentPhotoFailure(f"avatar {photo.avatar_id} no longer exists")
+        kind: PhotoKind = photo.kind.value
+        try:
+            prompt = build_prompt(_traits(avatar), photo.scene if kind == "photo" else None, kind=kind)
+        except ValueError as exc:
+            raise PermanentPhotoFailure(f"cannot build the prompt: {exc}") from exc
+
+        # The reference (its row, then its file) is read while the screening runs (the moderation model is a
+        # network call); it is only used, and its errors only count, once the screening allowed the photo.
+        reading = asyncio.ensure_future(self._reference(avatar)) if kind == "photo" else None
+        try:
+            if reading is not None:
+                await asyncio.sleep(0)  # let it send its query before the rules' CPU work holds the loop
+            refusal = await screen_photo(self._safety, avatar, photo.scene if kind == "photo" else None, prompt)
+            reference, reference_url = await reading if reading is not None and refusal is None else (None, None)
+        finally:
+            if reading is not None:  # unused when refused, or when the screening failed: stop it, ignore its end
+                reading.cancel()
+                reading.add_done_callback(_retrieve)
+        return prompt, refusal, reference, reference_url
 
     def _postprocess(self, raw: bytes, photo_id: int, result: GeneratedImage) -> bytes:
         """Watermark, then C2PA-sign (in a worker thread)."""

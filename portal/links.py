@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from core.models import User
+from core.inbox import _sql
 from portal.errors import LinkExpired, LinkInvalid
 
 _SIGN_IN_SALT = "ava.portal.sign-in.v2"
@@ -35,15 +35,17 @@ PLACEHOLDER = "ava-link:"
 _SIGN_IN_PATH = "/portal/sign-in/"
 DEFAULT_NEXT = "/chat"
 MAX_NEXT_CHARS = 512
+_USER_EPOCH = "SELECT auth_epoch FROM users WHERE id = $1"
 
 #: Reads a user's current `auth_epoch` (None: no such user).
 EpochLookup = Callable[[int], Awaitable[int | None]]
 
 
 async def user_epoch(user_id: int) -> int | None:
-    """The user's `auth_epoch`, or None when the user does not exist (erased)."""
-    user = await User.filter(id=user_id).only("id", "auth_epoch").first()
-    return user.auth_epoch if user is not None else None
+    """The user's `auth_epoch`, or None when the user does not exist (erased). Plain SQL: every link sent and every
+    link opened reads it, and the ORM's query building cost about twice the statement's own round trip."""
+    rows = await _sql(_USER_EPOCH, [user_id])
+    return int(rows[0]["auth_epoch"]) if rows else None
 
 
 def safe_next(value: object, default: str = DEFAULT_NEXT) -> str:

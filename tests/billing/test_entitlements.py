@@ -19,7 +19,7 @@ from core.models import Avatar, Direction, Message, SetupStep, User
 from tests.billing.conftest import AppFactory
 from tests.fakes.entitlements import subscribe
 from tests.portal.conftest import page_token, sign_up
-from tests.support import ready_user
+from tests.support import ready_user, statements
 
 NOON = datetime(2031, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -107,6 +107,22 @@ async def test_a_refund_gives_the_unit_back_once(db: str) -> None:
     assert await used(user.id, QuotaKind.PHOTO) == 1
     assert (await gate.charge(user.id, "photo", "photo:3")).allowed  # the refunded unit is usable again
     assert not (await gate.charge(user.id, "photo", "photo:4")).allowed
+
+
+async def test_a_charge_is_one_write_and_a_refused_one_leaves_nothing(db: str) -> None:
+    """On PostgreSQL a new key's charge is the plan's read and ONE statement writing the charge row and the unit
+    together, rolled back as a whole when no unit is left: a refused charge leaves neither behind."""
+    gate = BillingEntitlements(clock=Clock())
+    user = await User.create()
+    await subscribe(user.id, photos=1, start=NOON)
+    with statements() as records:
+        assert (await gate.charge(user.id, "photo", "photo:1")).allowed
+    sql = [" ".join(str(r.args[0] if r.args else r.getMessage()).split()) for r in records]
+    assert len(sql) == 2 and "ava_take_unit" in sql[1], sql
+    verdict = await gate.charge(user.id, "photo", "photo:2")
+    assert (verdict.allowed, verdict.reason, verdict.limit) == (False, "quota", 1)
+    assert not await QuotaCharge.exists(key="photo:2")
+    assert await used(user.id, QuotaKind.PHOTO) == 1 and await gate.remaining(user.id, "photo") == 0
 
 
 async def test_a_refunded_key_charged_again_consumes_again(db: str) -> None:

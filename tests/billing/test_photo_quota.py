@@ -4,6 +4,7 @@ recorded (no `send_photo` tool without photos left, a per-user request rate)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -12,7 +13,7 @@ from ava_bot.wiring import Services, build_services
 from billing.entitlements import BillingEntitlements
 from billing.models import QuotaCharge, QuotaKind, QuotaUsage
 from core.messages import ChatRef
-from core.models import Avatar, DeadLetter, Direction, Message, Mode
+from core.models import Avatar, DeadLetter, Direction, Message, Mode, SafetyRefusal
 from core.ports import QuotaVerdict
 from core.quota import photo_key
 from imaging.jobs import replay_dead_letter
@@ -128,6 +129,64 @@ async def test_a_blocked_photo_refunds_its_unit(env: Env) -> None:
     await env.work(pipeline)
     assert (await Photo.get(id=good_id)).status == PhotoStatus.READY
     assert await used(user_id) == 1
+
+
+def slow_charging_pipeline(env: Env, gate: BillingEntitlements, delay: float = 0.2) -> PhotoPipeline:
+    """`quota_pipeline` whose charge takes `delay` s more (a busy database): the screening ends first."""
+
+    async def charge(photo: Photo) -> QuotaVerdict:
+        await asyncio.sleep(delay)
+        return await gate.charge(photo.user_id, "photo", photo_key(photo.id))
+
+    async def refund(photo: Photo) -> bool:
+        return await gate.refund(photo_key(photo.id))
+
+    return env.pipeline(charge=charge, refund=refund)
+
+
+async def test_a_photo_blocked_before_its_slow_charge_ended_is_refunded_after_it(env: Env) -> None:
+    """The charge runs while the prompt is screened. When the screening refuses first, the refund waits for the
+    charge: the unit ends given back, not consumed by a charge that landed after its refund."""
+    gate = BillingEntitlements()
+    avatar = await ready_avatar(env)
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=3)
+    blocked_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
+    await env.work(slow_charging_pipeline(env, gate))
+    assert (await Photo.get(id=blocked_id)).status == PhotoStatus.BLOCKED
+    assert (await QuotaCharge.get(key=photo_key(blocked_id))).refunded_at is not None
+    assert await used(user_id) == 0
+
+
+async def test_a_photo_failing_before_its_slow_charge_ended_is_refunded_after_it(env: Env) -> None:
+    """A failure while the charge still runs (here: the avatar has no approved reference to condition on) waits for
+    the charge too: failed, dead-lettered, and its unit given back."""
+    gate = BillingEntitlements()
+    avatar = await _avatar()  # no reference photo
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=3)
+    photo_id = await _request(env, avatar, key="chat:1")
+    await env.work(slow_charging_pipeline(env, gate))
+    photo = await Photo.get(id=photo_id)
+    assert photo.status == PhotoStatus.FAILED and "reference" in (photo.error or "")
+    assert (await QuotaCharge.get(key=photo_key(photo_id))).refunded_at is not None
+    assert await used(user_id) == 0 and await DeadLetter.all().count() == 1
+
+
+async def test_a_refused_charge_comes_before_what_the_screening_found(env: Env) -> None:
+    """No unit left: the photo is refused for the quota (and the user told when photos renew) even though its scene
+    is one the screening refuses, as when the charge ran before the screening: no block, no refusal strike."""
+    gate = BillingEntitlements()
+    avatar = await ready_avatar(env)
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=0)
+    photo_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
+    await env.work(slow_charging_pipeline(env, gate))
+    photo = await Photo.get(id=photo_id)
+    assert photo.status == PhotoStatus.FAILED and (photo.error or "").startswith("quota")
+    assert env.hooks.finished[-1].status == "failed" and env.hooks.finished[-1].reason == "quota"
+    assert not await SafetyRefusal.exists(photo_id=photo_id)
+    assert not await QuotaCharge.exists(key=photo_key(photo_id)) and not await DeadLetter.exists()
 
 
 async def test_a_photo_failed_for_good_refunds_and_a_replay_charges_again(env: Env) -> None:

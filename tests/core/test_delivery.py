@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from ava_bot.db import close_db, init_db
 from ava_bot.queueing import slot_key
 from ava_bot.wiring import Services, build_services
-from core.delivery import store_replies
+from core.delivery import UNREACHABLE_CHAT, store_replies
 from core.errors import DeliveryError
 from core.messages import ChatRef, ChoicesReply, InboundMessage, PhotoReady, TextReply
 from core.models import (
@@ -37,7 +37,7 @@ from imaging.models import Photo, PhotoStatus
 from tests.fakes.channel import RecordingChannel
 from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
-from tests.support import eventually, running_worker
+from tests.support import eventually, running_worker, statements
 from tests.support import ready_user as support_ready_user
 
 FAKE = "fake"
@@ -150,6 +150,33 @@ async def test_replies_to_an_unreachable_chat_fail_without_a_send_and_others_go_
     assert channel.attempts == []
     row = await Message.get(user=user, direction=Direction.OUTBOUND)
     assert row.status == MessageStatus.FAILED and "unreachable" in (row.error or "")
+
+
+async def test_the_drains_look_says_which_chats_are_reachable_and_only_the_others_are_looked_up(
+    services: Services, redis: ArqRedis, channel: RecordingChannel
+) -> None:
+    """One look at the pending rows also says, per reply, whether its chat is reachable: a reply to a reachable chat
+    is sent without another look-up, one to a chat marked unreachable fails without a send (its look-up confirms)."""
+    user = await ready_user("r1")
+    await ChannelIdentity.create(user=user, channel=FAKE, external_user_id="r1-old", unreachable_at=datetime.now(UTC))
+    for chat_id, text in (("r1-old", "late"), ("r1", "hello")):
+        await Message.create(
+            user=user,
+            direction=Direction.OUTBOUND,
+            channel=FAKE,
+            chat_id=chat_id,
+            text=text,
+            payload={"type": "text", "text": text},
+            status=MessageStatus.PENDING,
+        )
+    with statements() as records:
+        assert await services.runner.drain(user.id, whole=True) is None
+    assert channel.texts() == ["hello"]
+    late = await Message.get(user=user, chat_id="r1-old")
+    assert late.status == MessageStatus.FAILED and "unreachable" in (late.error or "")
+    sql = [str(r.args[0] if r.args else r.getMessage()) for r in records]
+    lookups = [q for q in sql if q.startswith(UNREACHABLE_CHAT)]
+    assert len(lookups) == 1  # the unreachable chat's only: the reachable one's reply went on the look's word
 
 
 async def test_transient_failures_run_out_into_a_dead_letter_and_the_next_reply_is_sent(

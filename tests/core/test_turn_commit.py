@@ -167,7 +167,7 @@ async def test_a_drain_looks_at_its_rows_once_and_leaves_nothing_stored_meanwhil
         noticing = asyncio.create_task(notice_meanwhile())
         assert await services.runner.run_drain_job(user.id, token) == "idle"
         await noticing
-    looks = [sql for sql in _sql_of(records) if sql.startswith("SELECT * FROM messages WHERE user_id")]
+    looks = [sql for sql in _sql_of(records) if "FROM messages m WHERE m.user_id" in sql]  # `pending_rows`
     assert len(looks) == 1, looks
     assert await _sent(user.id) == ["echo: hello 0", "echo: hello 1", "echo: hello 2"]
     assert await Message.filter(user_id=user.id, text="your photo", status=MessageStatus.PENDING).exists()

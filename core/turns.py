@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.activity import DEFAULT_INTERVAL, showing
@@ -392,6 +391,10 @@ _PENDING = (
     "WHERE c.channel = m.channel AND c.external_user_id = m.chat_id AND c.unreachable_at IS NOT NULL) AS reachable "
     "FROM messages m WHERE m.user_id = $1 AND m.status = $2 ORDER BY m.id LIMIT $3"
 )
+_HAS_WORK = (
+    "SELECT 1 AS due FROM messages WHERE user_id = $1 AND status = $2 "
+    "AND (direction = $3 OR next_attempt_at IS NULL OR next_attempt_at <= $4) LIMIT 1"
+)
 _COUNT_ATTEMPT = "UPDATE messages SET attempts = $2 WHERE id = $1"
 _READ_USER = "SELECT * FROM users WHERE id = $1"
 _COUNT_AND_READ = f"WITH counted AS ({_COUNT_ATTEMPT}) SELECT * FROM users WHERE id = $3"  # noqa: S608
@@ -562,9 +565,10 @@ async def open_choices(user: User, ref: ChatRef) -> tuple[Choice, ...]:
 
 
 async def has_work(user_id: int) -> bool:
-    """Whether the user has a pending inbound message or a reply due for delivery now (one query)."""
-    due = Q(direction=Direction.INBOUND) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=datetime.now(UTC))
-    return bool(await Message.filter(Q(user_id=user_id, status=MessageStatus.PENDING) & due).exists())
+    """Whether the user has a pending inbound message or a reply due for delivery now (one query, plain SQL: every
+    drain job asks once it released the slot, and the ORM's query building cost more than the statement)."""
+    values = [user_id, MessageStatus.PENDING.value, Direction.INBOUND.value, datetime.now(UTC)]
+    return bool(await _sql(_HAS_WORK, values))
 
 
 async def last_chat(user_id: int) -> ChatRef | None:

@@ -22,9 +22,13 @@ attempt failed and will be retried, that chat is told once (`announce` with `pho
 
 Quota: a photo (not a reference) consumes one unit of its user's photo quota when its job starts, through the
 injected `charge` hook (billing's entitlements, wired in `ava_bot`; imaging never imports billing). The charge
-is idempotent on the photo, so retries and overlapping runs consume once. Refused, the photo ends failed (no
-dead letter: nothing went wrong) and the notice says the quota is used up and when it renews. A photo that
-ends blocked or failed for good gives its unit back (`refund`) inside its terminal transition, so exactly once.
+is idempotent on the photo, so retries and overlapping runs consume once. It runs while the prompt is screened
+and the reference read (a few round trips each), but its verdict comes first: refused, the photo ends failed
+(no dead letter: nothing went wrong) whatever the screening found, and the notice says the quota is used up and
+when it renews. A photo that ends blocked or failed for good gives its unit back (`refund`) inside its terminal
+transition, so exactly once; a failure met while the charge still ran waits for it first, so the refund always
+follows the charge. (A refused photo may thus have had its prompt screened: the moderation model's call is made
+for it. The engine offers `send_photo` only while photos are left, so that is a race, not a way in.)
 
 Attempts are counted in the database (`Photo.attempts`), not only by arq's `job_try`, so a job re-enqueued
 after Redis lost it, or one that keeps crashing, still stops after `max_attempts`.

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.exceptions import DoesNotExist
 from tortoise.transactions import in_transaction
 
 from core.activity import DEFAULT_INTERVAL, showing
@@ -329,7 +330,7 @@ class TurnRunner:
     async def record_photo_event(self, event: PhotoEvent) -> None:
         """Write the notice of a finished photo as outbound rows, INSIDE the caller's transaction (the one that
         marks the photo ready / failed), so a notice exists exactly when the photo is finished. No network."""
-        user = await User.select_for_update().get(id=event.user_id)
+        user = await lock_user(event.user_id)
         ref = await notice_chat(event)
         before = _setup_state(user)
         outcome = await self._engine.photo_event(user, event)
@@ -397,6 +398,7 @@ _HAS_WORK = (
 )
 _COUNT_ATTEMPT = "UPDATE messages SET attempts = $2 WHERE id = $1"
 _READ_USER = "SELECT * FROM users WHERE id = $1"
+_LOCK_USER = f"{_READ_USER} FOR UPDATE"
 _COUNT_AND_READ = f"WITH counted AS ({_COUNT_ATTEMPT}) SELECT * FROM users WHERE id = $3"  # noqa: S608
 _FLIP = (
     "UPDATE messages SET status = $1, processed_at = $2, in_history = $3, error = NULL WHERE id = $4 AND status = $5 "
@@ -415,6 +417,15 @@ _OUTBOUND_COLUMNS = (
     "created_at",
 )
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+async def lock_user(user_id: int) -> User:
+    """The user's row, locked until the caller's transaction ends (`DoesNotExist` when gone); plain SQL (every
+    photo's terminal transition takes it). SQLite (`dev`, one writer at a time) has no row locks: a plain read."""
+    rows = await _sql(_LOCK_USER if _postgres() else _READ_USER, [user_id])
+    if not rows:
+        raise DoesNotExist(User)
+    return User._init_from_db(**rows[0])
 
 
 async def count_attempt(message_id: int, attempts: int, user_id: int) -> User | None:

@@ -1,9 +1,11 @@
 """The drain's plain-SQL looks on both databases: `pending_rows` (the user's pending rows, and which replies' chats
-are reachable) and `has_work` (anything pending and due). PostgreSQL in this process; SQLite, the `ava-bot dev`
-database, in a subprocess (the test session's ORM is open on PostgreSQL), running the same scenario."""
+are reachable) and `has_work` (anything pending and due), PostgreSQL in this process and SQLite, the `ava-bot dev`
+database, in a subprocess (the test session's ORM is open on PostgreSQL) running the same scenario; and
+`lock_user`'s row lock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,13 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
+from tortoise.exceptions import DoesNotExist
+from tortoise.transactions import in_transaction
+
 from core.models import ChannelIdentity, Direction, Message, MessageStatus, User
-from core.turns import has_work, pending_rows
+from core.turns import has_work, lock_user, pending_rows
+from tests.ava_bot.test_database import _asyncpg_dsn
 
 EXPECTED = {
     "order": ["hello", "late", "later", "hi"],
     "reachable": ["hello", "later"],
     "work": [True, False, True],
+    "locked": True,
 }
 
 
@@ -58,6 +67,7 @@ async def scenario() -> dict[str, Any]:
         "order": [r.text for r in rows],
         "reachable": [r.text for r in rows if r.id in reachable],
         "work": work,
+        "locked": (await lock_user(user.id)).id == user.id,  # on SQLite a plain read: no row locks there
     }
 
 
@@ -90,3 +100,23 @@ def test_the_looks_on_sqlite(sqlite_db: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == EXPECTED
+
+
+async def test_lock_user_holds_the_row_until_the_transaction_ends(db: str) -> None:
+    """`lock_user` (a photo's terminal transition writing its notice) locks the user's row: another connection's
+    write waits for the transaction's end. A user who is gone is `DoesNotExist`, as the ORM's `get` says."""
+    user = await User.create()
+    other = await asyncpg.connect(_asyncpg_dsn(db))
+    try:
+        async with in_transaction():
+            assert (await lock_user(user.id)).id == user.id
+            write = asyncio.ensure_future(
+                other.execute("UPDATE users SET version = version + 1 WHERE id = $1", user.id)
+            )
+            await asyncio.sleep(0.3)
+            assert not write.done()  # waiting for the lock
+        assert await asyncio.wait_for(write, 5) == "UPDATE 1"
+    finally:
+        await other.close()
+    with pytest.raises(DoesNotExist):
+        await lock_user(user.id + 1000)

@@ -92,10 +92,12 @@ async def test_fifty_concurrent_photo_jobs_against_a_quota_of_ten_make_exactly_t
 # -- refunds, through the pipeline's hooks ------------------------------------------------------------------------
 
 
-def quota_pipeline(env: Env, gate: BillingEntitlements) -> PhotoPipeline:
-    """A pipeline of the test environment charging and refunding photos as `ava_bot.wiring` wires it."""
+def quota_pipeline(env: Env, gate: BillingEntitlements, *, slow_charge: float = 0.0) -> PhotoPipeline:
+    """A pipeline of the test environment charging and refunding photos as `ava_bot.wiring` wires it; each charge
+    takes `slow_charge` s more (a busy database: the screening ends first)."""
 
     async def charge(photo: Photo) -> QuotaVerdict:
+        await asyncio.sleep(slow_charge)
         return await gate.charge(photo.user_id, "photo", photo_key(photo.id))
 
     async def refund(photo: Photo) -> bool:
@@ -131,19 +133,6 @@ async def test_a_blocked_photo_refunds_its_unit(env: Env) -> None:
     assert await used(user_id) == 1
 
 
-def slow_charging_pipeline(env: Env, gate: BillingEntitlements, delay: float = 0.2) -> PhotoPipeline:
-    """`quota_pipeline` whose charge takes `delay` s more (a busy database): the screening ends first."""
-
-    async def charge(photo: Photo) -> QuotaVerdict:
-        await asyncio.sleep(delay)
-        return await gate.charge(photo.user_id, "photo", photo_key(photo.id))
-
-    async def refund(photo: Photo) -> bool:
-        return await gate.refund(photo_key(photo.id))
-
-    return env.pipeline(charge=charge, refund=refund)
-
-
 async def test_a_photo_blocked_before_its_slow_charge_ended_is_refunded_after_it(env: Env) -> None:
     """The charge runs while the prompt is screened. When the screening refuses first, the refund waits for the
     charge: the unit ends given back, not consumed by a charge that landed after its refund."""
@@ -152,7 +141,7 @@ async def test_a_photo_blocked_before_its_slow_charge_ended_is_refunded_after_it
     user_id: int = avatar.user_id  # type: ignore[attr-defined]
     await subscribe(user_id, photos=3)
     blocked_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
-    await env.work(slow_charging_pipeline(env, gate))
+    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
     assert (await Photo.get(id=blocked_id)).status == PhotoStatus.BLOCKED
     assert (await QuotaCharge.get(key=photo_key(blocked_id))).refunded_at is not None
     assert await used(user_id) == 0
@@ -166,7 +155,7 @@ async def test_a_photo_failing_before_its_slow_charge_ended_is_refunded_after_it
     user_id: int = avatar.user_id  # type: ignore[attr-defined]
     await subscribe(user_id, photos=3)
     photo_id = await _request(env, avatar, key="chat:1")
-    await env.work(slow_charging_pipeline(env, gate))
+    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.FAILED and "reference" in (photo.error or "")
     assert (await QuotaCharge.get(key=photo_key(photo_id))).refunded_at is not None
@@ -181,7 +170,7 @@ async def test_a_refused_charge_comes_before_what_the_screening_found(env: Env) 
     user_id: int = avatar.user_id  # type: ignore[attr-defined]
     await subscribe(user_id, photos=0)
     photo_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
-    await env.work(slow_charging_pipeline(env, gate))
+    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.FAILED and (photo.error or "").startswith("quota")
     assert env.hooks.finished[-1].status == "failed" and env.hooks.finished[-1].reason == "quota"

@@ -28,6 +28,8 @@ from tests.imaging.pipeline_env import SCENE, Env, _approve, _avatar, _request
 from tests.support import eventually, ready_user, running_worker
 
 WEB_CHAT = "q1"
+#: A scene the screening refuses (an age under the floor).
+UNDERAGE_SCENE = "she is 17 years old, at the beach"
 # The photo pipeline's test environment (fake Replicate behind the real client, store, recorded hooks).
 credentials = imaging_fixtures.credentials
 env = imaging_fixtures.env
@@ -122,7 +124,7 @@ async def test_a_blocked_photo_refunds_its_unit(env: Env) -> None:
     avatar = await ready_avatar(env)
     user_id: int = avatar.user_id  # type: ignore[attr-defined]
     await subscribe(user_id, photos=1)
-    blocked_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
+    blocked_id = await _request(env, avatar, scene=UNDERAGE_SCENE, key="chat:1")
     await env.work(pipeline)
     assert (await Photo.get(id=blocked_id)).status == PhotoStatus.BLOCKED
     charge = await QuotaCharge.get(key=photo_key(blocked_id))
@@ -133,15 +135,20 @@ async def test_a_blocked_photo_refunds_its_unit(env: Env) -> None:
     assert await used(user_id) == 1
 
 
+async def run_with_slow_charge(env: Env, avatar: Avatar, *, photos: int, scene: str = SCENE) -> tuple[int, int]:
+    """The avatar's user subscribed with `photos` per period asks one photo of `scene`, made by a pipeline whose
+    charge takes 0.2 s more (the screening ends first); (user id, photo id)."""
+    user_id: int = avatar.user_id  # type: ignore[attr-defined]
+    await subscribe(user_id, photos=photos)
+    photo_id = await _request(env, avatar, scene=scene, key="chat:1")
+    await env.work(quota_pipeline(env, BillingEntitlements(), slow_charge=0.2))
+    return user_id, photo_id
+
+
 async def test_a_photo_blocked_before_its_slow_charge_ended_is_refunded_after_it(env: Env) -> None:
     """The charge runs while the prompt is screened. When the screening refuses first, the refund waits for the
     charge: the unit ends given back, not consumed by a charge that landed after its refund."""
-    gate = BillingEntitlements()
-    avatar = await ready_avatar(env)
-    user_id: int = avatar.user_id  # type: ignore[attr-defined]
-    await subscribe(user_id, photos=3)
-    blocked_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
-    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
+    user_id, blocked_id = await run_with_slow_charge(env, await ready_avatar(env), photos=3, scene=UNDERAGE_SCENE)
     assert (await Photo.get(id=blocked_id)).status == PhotoStatus.BLOCKED
     assert (await QuotaCharge.get(key=photo_key(blocked_id))).refunded_at is not None
     assert await used(user_id) == 0
@@ -150,12 +157,7 @@ async def test_a_photo_blocked_before_its_slow_charge_ended_is_refunded_after_it
 async def test_a_photo_failing_before_its_slow_charge_ended_is_refunded_after_it(env: Env) -> None:
     """A failure while the charge still runs (here: the avatar has no approved reference to condition on) waits for
     the charge too: failed, dead-lettered, and its unit given back."""
-    gate = BillingEntitlements()
-    avatar = await _avatar()  # no reference photo
-    user_id: int = avatar.user_id  # type: ignore[attr-defined]
-    await subscribe(user_id, photos=3)
-    photo_id = await _request(env, avatar, key="chat:1")
-    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
+    user_id, photo_id = await run_with_slow_charge(env, await _avatar(), photos=3)  # no reference photo
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.FAILED and "reference" in (photo.error or "")
     assert (await QuotaCharge.get(key=photo_key(photo_id))).refunded_at is not None
@@ -165,12 +167,7 @@ async def test_a_photo_failing_before_its_slow_charge_ended_is_refunded_after_it
 async def test_a_refused_charge_comes_before_what_the_screening_found(env: Env) -> None:
     """No unit left: the photo is refused for the quota (and the user told when photos renew) even though its scene
     is one the screening refuses, as when the charge ran before the screening: no block, no refusal strike."""
-    gate = BillingEntitlements()
-    avatar = await ready_avatar(env)
-    user_id: int = avatar.user_id  # type: ignore[attr-defined]
-    await subscribe(user_id, photos=0)
-    photo_id = await _request(env, avatar, scene="she is 17 years old, at the beach", key="chat:1")
-    await env.work(quota_pipeline(env, gate, slow_charge=0.2))
+    _, photo_id = await run_with_slow_charge(env, await ready_avatar(env), photos=0, scene=UNDERAGE_SCENE)
     photo = await Photo.get(id=photo_id)
     assert photo.status == PhotoStatus.FAILED and (photo.error or "").startswith("quota")
     assert env.hooks.finished[-1].status == "failed" and env.hooks.finished[-1].reason == "quota"

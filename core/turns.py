@@ -332,15 +332,24 @@ class TurnRunner:
         marks the photo ready / failed), so a notice exists exactly when the photo is finished. No network."""
         user = await lock_user(event.user_id)
         ref = await notice_chat(event)
-        before = _setup_state(user)
+        before = user_state(user)
         outcome = await self._engine.photo_event(user, event)
-        if _setup_state(user) != before:  # only then: a turn computed meanwhile must be computed again
-            user.version += 1
-            await user.save()
+        now = datetime.now(UTC)
+        parts: list[tuple[str, list[Any]]] = []
+        changed = {name: value for name, value in user_state(user).items() if value != before[name]}
+        if changed:  # the fields it changed (a new question round, setup moved on), with a new version: a turn
+            parts.append(_save_user(user, changed, now))  # computed meanwhile must be computed again
         if ref is None:
             logger.warning("photo %s of user %s finished but the user has no chat to tell", event.photo_id, user.id)
+        else:
+            replies = outbound_rows(user.id, ref, outcome, key=f"photo:{event.photo_id}")
+            if replies:
+                parts.append(_insert_replies([reply | {"created_at": now} for reply in replies]))
+        if not parts:
             return
-        await store_replies(user.id, ref, outcome, key=f"photo:{event.photo_id}")
+        ids = await _run_together(parts)  # one statement on PostgreSQL
+        if changed and not ids[0]:  # the row is locked: only a bug gets here; the caller's transaction rolls back
+            raise RuntimeError(f"user {user.id} changed while locked for photo {event.photo_id}'s notice")
 
     def photo_activity(self, ref: ChatRef) -> AbstractAsyncContextManager[None]:
         """Show "uploading a photo" in `ref` for the duration of an `async with` block."""
@@ -489,6 +498,19 @@ def _turn_parts(
     """`finish_turn`'s statements, each ending in RETURNING id: the flip, the user's save, the replies (if any);
     and the replies' field values."""
     now = datetime.now(UTC)
+    parts: list[tuple[str, list[Any]]] = [
+        (_FLIP, [MessageStatus.DONE.value, now, outcome.user_in_history, row.id, MessageStatus.PENDING.value]),
+        _save_user(user, changed, now),
+    ]
+    replies = [reply | {"created_at": now} for reply in outbound_rows(user.id, ref, outcome)]
+    if replies:
+        parts.append(_insert_replies(replies))
+    return parts, replies
+
+
+def _save_user(user: User, changed: dict[str, Any], now: datetime) -> tuple[str, list[Any]]:
+    """The statement writing the user fields in `changed` with the next version, only if the user is still at
+    `user.version` (RETURNING id: none when someone changed the user meanwhile)."""
     fields = User._meta.fields_map
     assignments = [f'"{name}" = ${n}' for n, name in enumerate(changed, start=1)]
     values: list[Any] = [fields[name].to_db_value(value, user) for name, value in changed.items()]
@@ -497,28 +519,27 @@ def _turn_parts(
         f"UPDATE users SET {', '.join([*assignments, f'version = ${k + 1}', f'updated_at = ${k + 2}'])} "  # noqa: S608
         f"WHERE id = ${k + 3} AND version = ${k + 4} RETURNING id"
     )
-    parts: list[tuple[str, list[Any]]] = [
-        (_FLIP, [MessageStatus.DONE.value, now, outcome.user_in_history, row.id, MessageStatus.PENDING.value]),
-        (save, [*values, user.version + 1, now, user.id, user.version]),
-    ]
-    replies = [reply | {"created_at": now} for reply in outbound_rows(user.id, ref, outcome)]
-    if replies:
-        payload = Message._meta.fields_map["payload"]
-        width = len(_OUTBOUND_COLUMNS)
-        tuples = ", ".join(
-            "(" + ", ".join(f"${i * width + j}" for j in range(1, width + 1)) + ")" for i in range(len(replies))
-        )
-        insert = f"INSERT INTO messages ({', '.join(_OUTBOUND_COLUMNS)}) VALUES {tuples} RETURNING id"  # noqa: S608
-        inserted: list[Any] = []
-        for reply in replies:
-            stored = reply | {
-                "payload": payload.to_db_value(reply["payload"], Message),
-                "direction": reply["direction"].value,
-                "status": reply["status"].value,
-            }
-            inserted += [stored[column] for column in _OUTBOUND_COLUMNS]
-        parts.append((insert, inserted))
-    return parts, replies
+    return save, [*values, user.version + 1, now, user.id, user.version]
+
+
+def _insert_replies(replies: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """The statement storing `replies` (`outbound_rows` with their `created_at`) as pending outbound rows, RETURNING
+    their ids."""
+    payload = Message._meta.fields_map["payload"]
+    width = len(_OUTBOUND_COLUMNS)
+    tuples = ", ".join(
+        "(" + ", ".join(f"${i * width + j}" for j in range(1, width + 1)) + ")" for i in range(len(replies))
+    )
+    insert = f"INSERT INTO messages ({', '.join(_OUTBOUND_COLUMNS)}) VALUES {tuples} RETURNING id"  # noqa: S608
+    inserted: list[Any] = []
+    for reply in replies:
+        stored = reply | {
+            "payload": payload.to_db_value(reply["payload"], Message),
+            "direction": reply["direction"].value,
+            "status": reply["status"].value,
+        }
+        inserted += [stored[column] for column in _OUTBOUND_COLUMNS]
+    return insert, inserted
 
 
 def _reply_rows(replies: list[dict[str, Any]], ids: list[int]) -> list[Message]:
@@ -546,17 +567,6 @@ async def _run_together(parts: list[tuple[str, list[Any]]]) -> list[list[int]]:
 def _shift(query: str, offset: int) -> str:
     """`query` with its placeholders `$n` renumbered `$(n + offset)`."""
     return _PLACEHOLDER.sub(lambda match: f"${int(match.group(1)) + offset}", query)
-
-
-def _setup_state(user: User) -> tuple[object, ...]:
-    """The user fields a photo event may change."""
-    return (
-        user.setup_step,
-        user.setup_avatar_id,
-        user.setup_photo_id,
-        user.draft_appearance,
-        user.question_round,
-    )
 
 
 async def open_choices(user: User, ref: ChatRef) -> tuple[Choice, ...]:

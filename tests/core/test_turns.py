@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
 from ava_bot.jobs import sweep_turns
 from ava_bot.wiring import Services, build_services
 from core.messages import ChatRef, InboundMessage
 from core.models import (
+    Avatar,
     DeadLetter,
     Direction,
     Message,
@@ -23,6 +25,7 @@ from core.models import (
     User,
 )
 from core.persona import turn_failed_line
+from core.ports import PhotoEvent
 from tests.fakes.entitlements import allow_all
 from tests.fakes.openai import FakeOpenAI
 from tests.support import eventually, ready_user, running_worker
@@ -263,6 +266,37 @@ async def test_a_turn_writes_only_what_it_changed(services: Services, fake_llm: 
 
 async def _in_flight(fake: FakeOpenAI) -> bool:
     return fake.in_flight > 0
+
+
+async def test_a_photo_notice_written_during_a_turn_makes_the_turn_run_again(
+    services: Services, fake_llm: FakeOpenAI
+) -> None:
+    """A photo finishing while a turn waits for the model stores its notice with a new question round and a new
+    version, over what others committed before: the turn is computed again on that state; both are sent."""
+    user = await ready_user("notice")
+    avatar = await Avatar.get(user=user)
+    fake_llm.slow_when("slow one", 0.5)
+    await services.inbox.receive(inbound("notice", "n1", "a slow one"))
+    turn = asyncio.create_task(services.runner.drain(user.id, whole=True))
+    await eventually(lambda: _in_flight(fake_llm), what="the model call")
+    await User.filter(id=user.id).update(auth_epoch=F("auth_epoch") + 1)  # committed before the notice's lock
+    event = PhotoEvent(user.id, 7, "photo", "ready", avatar.id, ChatRef("web", "notice"))
+    async with in_transaction():
+        await services.runner.record_photo_event(event)
+    noticed = await User.get(id=user.id)
+    assert noticed.version == user.version + 1 and noticed.question_round == user.question_round + 1
+    assert noticed.auth_epoch == user.auth_epoch + 1 and noticed.updated_at > user.updated_at
+    assert await turn is None
+    assert len(fake_llm.completions()) == 2  # computed again on the new state
+    assert await services.runner.drain(user.id, whole=True) is None  # the notice, stored after the drain's look
+    rows = await replies_of(user)
+    assert [(r.external_message_id, r.status) for r in rows] == [
+        ("photo:7:0", MessageStatus.SENT),
+        (None, MessageStatus.SENT),
+    ]
+    assert rows[0].payload is not None and rows[0].payload["photo_id"] == 7 and rows[1].text == "echo: a slow one"
+    saved = await User.get(id=user.id)
+    assert saved.version == user.version + 2 and saved.question_round == user.question_round + 2
 
 
 async def test_a_turn_computed_on_stale_state_is_computed_again(services: Services, fake_llm: FakeOpenAI) -> None:

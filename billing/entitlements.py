@@ -179,17 +179,11 @@ class BillingEntitlements:
         return statuses
 
     async def _entitled_plan(self, user_id: int, now: datetime) -> tuple[Subscription, Plan] | None:
-        # The subscription with its plan in one query (every chat turn asks).
-        subscription = await Subscription.filter(user_id=user_id).select_related("plan").first()
+        # The subscription with its plan in one plain-SQL statement (every photo's charge asks).
+        subscription, plan, _ = await _read_subscription(user_id)
         if subscription is None or not is_entitled(subscription, now):
             return None
-        plan = await _plan_of(subscription)
-        if plan is None:
-            logger.warning(
-                "subscription %s of user %s has no plan and no default plan exists", subscription.id, user_id
-            )
-            return None
-        return subscription, plan
+        return await _with_plan(subscription, plan, user_id)
 
 
 # `charge_checked`: the charge row, then the unit (both refuse rather than overspend or charge a key twice).
@@ -217,17 +211,48 @@ _TAKE_UNIT_OR_ROLL_BACK = (
 
 
 @functools.cache
-def _subscription_query() -> str:
-    """The subscription, its plan and one period's usage of a user (columns prefixed `s_`, `p_`; then `used`).
-    Built on first use: the column lists come from the models, complete once the ORM is initialised."""
+def _subscription_query(usage: bool) -> str:
+    """The subscription and its plan of a user (columns prefixed `s_`, `p_`), with `usage`: and one period's usage
+    (`used`). Built on first use: the column lists come from the models, complete once the ORM is initialised."""
     subscription = ", ".join(f's."{c}" AS "s_{c}"' for c in sorted(Subscription._meta.db_fields))
     plan = ", ".join(f'p."{c}" AS "p_{c}"' for c in sorted(Plan._meta.db_fields))
+    used, join = "", ""
+    if usage:
+        used = ", u.used AS used"
+        join = "LEFT JOIN quota_usage u ON u.user_id = s.user_id AND u.kind = $2 AND u.period_key = $3 "
     return (
-        f"SELECT {subscription}, {plan}, u.used AS used FROM subscriptions s "  # noqa: S608 (names from the models)
-        "LEFT JOIN plans p ON p.id = s.plan_id "
-        "LEFT JOIN quota_usage u ON u.user_id = s.user_id AND u.kind = $2 AND u.period_key = $3 "
-        "WHERE s.user_id = $1"
+        f"SELECT {subscription}, {plan}{used} FROM subscriptions s "  # noqa: S608 (names from the models)
+        f"LEFT JOIN plans p ON p.id = s.plan_id {join}WHERE s.user_id = $1"
     )
+
+
+async def _read_subscription(
+    user_id: int, kind: QuotaKindName | None = None, period_key: str | None = None
+) -> tuple[Subscription | None, Plan | None, int]:
+    """The user's subscription (None: none), its own plan (None: none, or removed) and, given `kind` and
+    `period_key`, the units of `kind` used in that period (else 0), in one statement."""
+    if kind is None or period_key is None:
+        rows = await _sql(_subscription_query(False), [user_id])
+    else:
+        rows = await _sql(_subscription_query(True), [user_id, QuotaKind(kind).value, period_key])
+    if not rows:
+        return None, None, 0
+    row = rows[0]
+    subscription = Subscription._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("s_")})
+    plan = None
+    if row["p_id"] is not None:
+        plan = Plan._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("p_")})
+    return subscription, plan, int(row.get("used") or 0)
+
+
+async def _with_plan(subscription: Subscription, plan: Plan | None, user_id: int) -> tuple[Subscription, Plan] | None:
+    """The subscription with its plan, else the default plan (None, logged: no plan at all)."""
+    if plan is None:
+        plan = await _plan_of(subscription)  # no plan of its own (or a plan removed): the default plan
+    if plan is None:
+        logger.warning("subscription %s of user %s has no plan and no default plan exists", subscription.id, user_id)
+        return None
+    return subscription, plan
 
 
 async def _subscription_and_usage(
@@ -235,21 +260,10 @@ async def _subscription_and_usage(
 ) -> tuple[tuple[Subscription, Plan] | None, int]:
     """The user's subscription with its plan (None: no subscription, or no plan at all) and the units of `kind`
     used in `period_key`, in one statement."""
-    rows = await _sql(_subscription_query(), [user_id, QuotaKind(kind).value, period_key])
-    if not rows:
+    subscription, plan, used = await _read_subscription(user_id, kind, period_key)
+    if subscription is None:
         return None, 0
-    row = rows[0]
-    used = int(row["used"] or 0)
-    subscription = Subscription._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("s_")})
-    plan: Plan | None = None
-    if row["p_id"] is not None:
-        plan = Plan._init_from_db(**{k[2:]: v for k, v in row.items() if k.startswith("p_")})
-    else:
-        plan = await _plan_of(subscription)  # no plan of its own (or a plan removed): the default plan
-    if plan is None:
-        logger.warning("subscription %s of user %s has no plan and no default plan exists", subscription.id, user_id)
-        return None, used
-    return (subscription, plan), used
+    return await _with_plan(subscription, plan, user_id), used
 
 
 async def _plan_of(subscription: Subscription) -> Plan | None:

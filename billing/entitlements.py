@@ -179,7 +179,7 @@ class BillingEntitlements:
         return statuses
 
     async def _entitled_plan(self, user_id: int, now: datetime) -> tuple[Subscription, Plan] | None:
-        # The subscription with its plan in one plain-SQL statement (every photo's charge asks).
+        # The subscription with its plan in one plain-SQL statement (every photo's charge asks, and `remaining`).
         subscription, plan, _ = await _read_subscription(user_id)
         if subscription is None or not is_entitled(subscription, now):
             return None
